@@ -1,0 +1,34 @@
+import json, os, subprocess, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCIFACT = ROOT.parent/'shared'/'data'/'scifact'
+
+def cli_env(**extra):
+    env = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', GENAI_ACCEL_SETTINGS=str(ROOT/'settings.ini'))
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+def genai_accel_exe():
+    exe = Path(sys.executable).parent/'genai-accel'
+    assert exe.exists(), f"{exe} missing: install the package (make install)"
+    return str(exe)
+
+def run_cli(*args, env=None, check=True, timeout=900, cwd=None):
+    "Run the installed `genai-accel` in a subprocess; returns the CompletedProcess."
+    p = subprocess.run([genai_accel_exe(), *map(str, args)], capture_output=True, text=True, env=env or cli_env(),
+                       timeout=timeout, cwd=cwd)
+    if check and p.returncode != 0:
+        raise AssertionError(f"genai-accel {' '.join(map(str, args))} exited {p.returncode}\nstdout:\n{p.stdout[-3000:]}\nstderr:\n{p.stderr[-3000:]}")
+    return p
+
+def run_json(*args, **kw):
+    p = run_cli(*args, '--json', **kw)
+    return json.loads(p.stdout)
+
+@pytest.fixture
+def cli(): return run_cli
+
+@pytest.fixture
+def cli_json(): return run_json

@@ -1,0 +1,160 @@
+"""The installed `genai-accel` command, run as a user runs it: in a subprocess, on real files."""
+import json, os, signal, sqlite3, subprocess, time
+from pathlib import Path
+import numpy as np
+import pytest
+from conftest import run_cli, run_json, cli_env, genai_accel_exe, SCIFACT
+
+def sample(dest, limit=None):
+    from genai_accel.ingest import write_sample_corpus
+    return write_sample_corpus(dest, limit)
+
+def test_ingest_search_json(tmp_path):
+    corpus = sample(tmp_path/'corpus', 10)
+    ws = tmp_path/'ws'
+    man = run_json('ingest', corpus, '--workspace', ws)
+    assert {f['status'] for f in man['files']} == {'ingested'} and len(man['files']) == 10
+    assert all(set(f) >= {'path', 'status', 'reason'} for f in man['files'])
+    res = run_json('search', 'assert statement raises AssertionError', '--k', 3, '--workspace', ws)
+    assert res['results'][0]['doc_id'] == 'assert.md' and len(res['results']) == 3
+    again = run_json('ingest', corpus, '--workspace', ws)
+    assert {f['status'] for f in again['files']} == {'unchanged'} and again['n_embedded'] == 0
+
+def test_user_errors_exit_2_with_a_message(tmp_path):
+    p = run_cli('search', 'anything', '--workspace', tmp_path/'empty', check=False)
+    assert p.returncode == 2 and 'genai-accel ingest' in p.stderr
+    p = run_cli('ingest', tmp_path/'does-not-exist', '--workspace', tmp_path/'ws', check=False)
+    assert p.returncode == 2 and 'does-not-exist' in p.stderr
+    bad = tmp_path/'bad.ini'; bad.write_text('[retrieval]\nk = many\n')
+    p = run_cli('settings', '--settings', bad, check=False)
+    assert p.returncode == 2 and 'k' in p.stderr and 'many' in p.stderr
+    p = run_cli('search', 'x', '--workspace', tmp_path/'empty', env=cli_env(GENAI_ACCEL_RETRIEVAL_K='ten'), check=False)
+    assert p.returncode == 2 and 'GENAI_ACCEL_RETRIEVAL_K' in p.stderr
+
+def hostile_folder(root: Path) -> Path:
+    "The foundation issue's list of broken inputs."
+    d = root/'hostile'; d.mkdir()
+    (d/'empty.txt').write_bytes(b'')
+    (d/'junk.txt').write_bytes(os.urandom(4096))
+    (d/'invalid-utf8.txt').write_bytes(b'caf\xe9 cr\xe8me br\xfbl\xe9e \xff\xfe\x80 and more text here ' * 20)
+    (d/'good.md').write_text('# A good file\n\nThis one is fine and should be ingested.\n')
+    from matplotlib.backends.backend_pdf import PdfPages
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig = plt.figure(); fig.text(0.1, 0.5, 'A real PDF page with some text'); 
+    with PdfPages(d/'whole.pdf') as pdf: pdf.savefig(fig)
+    data = (d/'whole.pdf').read_bytes()
+    (d/'truncated.pdf').write_bytes(data[:len(data)//2])
+    with open(d/'big-one-line.txt', 'w') as f:
+        word = 'lorem ipsum dolor sit amet '
+        f.write(word * (50 * 1024 * 1024 // len(word)))
+    (d/'dir-named.txt').mkdir()
+    os.mkfifo(d/'fifo.txt')
+    (d/'loop').mkdir(); os.symlink('..', d/'loop'/'back-to-parent')
+    os.symlink(d/'nowhere.txt', d/'broken-link.txt')
+    return d
+
+@pytest.mark.slow
+def test_hostile_folder_every_file_accounted(tmp_path):
+    d = hostile_folder(tmp_path)
+    t = time.time()
+    man = run_json('ingest', d, '--workspace', tmp_path/'ws', timeout=600)
+    by = {Path(f['path']).name: f for f in man['files']}
+    for name in ('empty.txt', 'junk.txt', 'truncated.pdf', 'fifo.txt'):
+        assert by[name]['status'] in ('skipped', 'failed') and by[name]['reason'], by[name]
+    assert by['good.md']['status'] == 'ingested'
+    assert by['whole.pdf']['status'] == 'ingested'
+    assert by['invalid-utf8.txt']['status'] in ('ingested', 'skipped', 'failed') and (by['invalid-utf8.txt']['status'] == 'ingested' or by['invalid-utf8.txt']['reason'])
+    assert by['big-one-line.txt']['status'] in ('ingested', 'skipped', 'duplicate')
+    assert any('loop' in f['path'] for f in man['files']), "the symlink loop must appear in the manifest"
+    assert 'broken-link.txt' in by and by['broken-link.txt']['reason']
+    assert all(f['status'] in ('ingested', 'unchanged', 'duplicate', 'skipped', 'failed') for f in man['files'])
+    for f in man['files']:
+        assert f['status'] in ('ingested', 'unchanged') or f['reason'], f
+
+def canary_workspace(tmp_path):
+    pub = tmp_path/'public'; pub.mkdir()
+    sec = tmp_path/'secret'; sec.mkdir()
+    for i, topic in enumerate(['gardening tips for tomatoes', 'how to bake sourdough bread', 'cycling routes in the alps',
+                               'learning to play the violin', 'tax deadlines for freelancers', 'booking train tickets']):
+        (pub/f'p{i}.txt').write_text(f'Notes about {topic}. The quarterly budget review is mentioned in passing.')
+    (sec/'canary.txt').write_text('CANARY-7731: the quarterly budget review approved the secret merger with Zephyr Corp.')
+    ws = tmp_path/'ws'
+    run_json('ingest', pub, '--workspace', ws, '--groups', 'staff')
+    run_json('ingest', sec, '--workspace', ws, '--groups', 'board', '--collection', 'board')
+    return ws
+
+@pytest.mark.parametrize('mode', ['dense', 'bm25', 'hybrid'])
+def test_canary_never_reaches_outsiders(tmp_path, mode):
+    ws = canary_workspace(tmp_path)
+    q = 'quarterly budget review secret merger Zephyr'
+    top = run_json('search', q, '--k', 1, '--mode', mode, '--workspace', ws)['results']
+    assert 'CANARY-7731' in top[0]['text'], "the canary must rank first for an unrestricted caller"
+    board = run_json('search', q, '--k', 3, '--mode', mode, '--groups', 'board', '--workspace', ws)['results']
+    assert len(board) == 1 and 'CANARY-7731' in board[0]['text']
+    for groups in ('staff', 'staff,public', 'nobody'):
+        res = run_json('search', q, '--k', 5, '--mode', mode, '--groups', groups, '--workspace', ws)['results']
+        assert all('CANARY' not in r['text'] for r in res)
+        assert len(res) == (5 if 'staff' in groups else 0)
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
+    corpus = sample(tmp_path/'corpus', 40)
+    env = cli_env(GENAI_ACCEL_INGEST_COMMIT_CHUNKS=16)
+    run_json('ingest', corpus, '--workspace', tmp_path/'a', env=env)
+    wb = tmp_path/'b'
+    p = subprocess.Popen([genai_accel_exe(), 'ingest', str(corpus), '--workspace', str(wb), '--json'], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, killed_at = time.time() + 600, None
+    while time.time() < deadline and p.poll() is None:
+        time.sleep(0.2)
+        try:
+            with sqlite3.connect(wb/'state.sqlite', timeout=1) as con:
+                n = con.execute('SELECT count(*) FROM files').fetchone()[0]
+        except sqlite3.Error: continue
+        if 0 < n < 40:
+            p.send_signal(signal.SIGKILL); p.wait(); killed_at = n; break
+    assert killed_at is not None, "could not kill the ingest half-way"
+    assert not (wb/'index'/'CURRENT').exists() or True
+    man = run_json('ingest', corpus, '--workspace', wb, env=env)
+    assert sum(f['status'] == 'unchanged' for f in man['files']) >= killed_at
+    def state(ws):
+        with sqlite3.connect(ws/'state.sqlite') as con:
+            rows = con.execute('SELECT chunk_id, doc_key, position, text, start, end, embedding FROM chunks ORDER BY chunk_id').fetchall()
+            docs = con.execute("SELECT doc_key, status FROM documents ORDER BY doc_key").fetchall()
+        return rows, docs
+    ra, da = state(tmp_path/'a'); rb, db = state(wb)
+    assert da == db
+    assert [r[:6] for r in ra] == [r[:6] for r in rb]
+    assert len({r[0] for r in rb}) == len(rb)
+    ea = np.stack([np.frombuffer(r[6], np.float32) for r in ra]); eb = np.stack([np.frombuffer(r[6], np.float32) for r in rb])
+    assert ((ea * eb).sum(1) > 0.999).all()
+    qa = run_json('search', 'how do decorators work', '--k', 5, '--workspace', tmp_path/'a')['results']
+    qb = run_json('search', 'how do decorators work', '--k', 5, '--workspace', wb)['results']
+    assert [r['chunk_id'] for r in qa] == [r['chunk_id'] for r in qb]
+
+def test_eval_retrieval_json_keys(tmp_path):
+    d = tmp_path/'beir'; (d/'qrels').mkdir(parents=True)
+    docs = [dict(_id=f'd{i}', title=t, text=x) for i, (t, x) in enumerate([
+        ('Aspirin', 'Aspirin reduces the risk of heart attacks.'), ('Vitamin C', 'Vitamin C does not prevent colds.'),
+        ('Sleep', 'Adults need seven to nine hours of sleep.'), ('Coffee', 'Coffee contains caffeine, a stimulant.')])]
+    (d/'corpus.jsonl').write_text('\n'.join(json.dumps(x) for x in docs))
+    (d/'queries.jsonl').write_text('\n'.join(json.dumps(dict(_id=f'q{i}', text=t)) for i, t in enumerate(['aspirin heart', 'how long to sleep'])))
+    (d/'qrels'/'test.tsv').write_text('query-id\tcorpus-id\tscore\nq0\td0\t1\nq1\td2\t1\n')
+    r = run_json('eval', 'retrieval', d, '--mode', 'hybrid', '--workspace', tmp_path/'ws')
+    assert set(r) >= {'ndcg@10', 'recall@10', 'recall@100', 'mrr@10', 'n_queries'}
+    assert r['n_queries'] == 2 and r['ndcg@10'] == 1.0
+    p = run_cli('eval', 'retrieval', d, '--split', 'dev', '--workspace', tmp_path/'ws', check=False)
+    assert p.returncode == 2 and 'available splits: test' in p.stderr
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SCIFACT.exists(), reason='../shared/data/scifact is not present')
+def test_scifact_quality_floors(tmp_path):
+    "The foundation's retrieval floors on SciFact (train split), measured end to end through the CLI."
+    ws = tmp_path/'ws'
+    res = {m: run_json('eval', 'retrieval', SCIFACT, '--split', 'train', '--mode', m, '--workspace', ws, timeout=1800)
+           for m in ('dense', 'bm25', 'hybrid')}
+    print({m: r['ndcg@10'] for m, r in res.items()})
+    assert res['dense']['ndcg@10'] >= 0.660
+    assert res['bm25']['ndcg@10'] >= 0.696
+    assert res['hybrid']['ndcg@10'] > max(0.710, res['dense']['ndcg@10'], res['bm25']['ndcg@10'])
