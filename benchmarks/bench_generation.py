@@ -85,7 +85,8 @@ def main():
         r = res[f'c{c}']
         print(f"{c} concurrent: {rate:.1f} tok/s aggregate vs {seq_rate:.1f} one at a time -> {r['ratio']:.2f}x "
               f"(target {'>= 3.5' if c == 8 else '>= 6' if c == 16 else '-'}); identical greedy outputs {r['identical']}; "
-              f"{r['decode_steps']} decode steps for {tokens} tokens; TTFT median {r['ttft_median_s']:.2f} s, "
+              f"{r['decode_steps']} decode steps for {tokens} tokens (at most {tokens / max(1, r['decode_steps']):.1f}x for "
+              f"this workload); TTFT median {r['ttft_median_s']:.2f} s, "
               f"max {r['ttft_max_s']:.2f} s", flush=True)
     print(f"time to first token alone: median {res['ttft_alone_s']:.3f} s")
     res['loadavg_after'] = os.getloadavg()

@@ -13,8 +13,9 @@ import typer
 from .config import Settings, SettingsError, workspace_path
 
 # %% auto #0
-__all__ = ['app', 'eval_app', 'WorkspaceOpt', 'SettingsOpt', 'JsonOpt', 'EmbedderOpt', 'DEMO_QUERIES', 'load_settings', 'emit',
-           'ingest', 'search', 'eval_retrieval', 'show_settings', 'sample_corpus', 'demo', 'main']
+__all__ = ['app', 'eval_app', 'WorkspaceOpt', 'SettingsOpt', 'JsonOpt', 'EmbedderOpt', 'report_app', 'OutOpt', 'DEMO_QUERIES',
+           'load_settings', 'emit', 'ingest', 'search', 'eval_retrieval', 'report_pairs', 'report_readiness',
+           'show_settings', 'sample_corpus', 'demo', 'main']
 
 # %% ../nbs/90_cli.ipynb #9bf00252
 app = typer.Typer(help="genai_accel: an offline, measured retrieval-augmented assistant.", no_args_is_help=True,
@@ -93,6 +94,47 @@ def eval_retrieval(beir_dir:Path = typer.Argument(..., help="BEIR folder: corpus
              f"Recall@100 {r['recall@100']:.4f}  MRR@10 {r['mrr@10']:.4f}  ({r['n_queries']} queries)")
     emit(r, as_json, human)
 
+# %% ../nbs/90_cli.ipynb #5ff9ccae
+report_app = typer.Typer(help="Generate executed report notebooks (papermill) with HTML and JSON.", no_args_is_help=True)
+app.add_typer(report_app, name='report')
+
+def _run_report(template:str, params:list[tuple[str, str]], outdir:Optional[Path], workspace:Optional[Path],
+                settings:Optional[Path], as_json:bool):
+    from genai_accel.reports import run_report, parse_report_params, report_parameters
+    pairs = list(params)
+    declared = report_parameters(template)
+    if workspace is not None and 'workspace' in declared and not any(n == 'workspace' for n, _ in pairs):
+        pairs.append(('workspace', str(Path(workspace).resolve())))
+    if settings is not None: import os; os.environ['GENAI_ACCEL_SETTINGS'] = str(Path(settings).resolve())
+    values = parse_report_params(template, pairs)
+    outdir = Path(outdir or workspace_path(load_settings(settings), workspace)/'reports'/template)
+    res = run_report(template, values, outdir)
+    d = dict(ok=res.ok, notebook=str(res.notebook), html=str(res.html), json=str(res.json) if res.json else None,
+             error=res.error, elapsed_s=round(res.elapsed_s, 1))
+    emit(d, as_json, f"{'wrote' if res.ok else 'FAILED, wrote'} {res.html}\n  notebook {res.notebook}\n  json {res.json}"
+                     + (f"\n  error: {res.error}" if res.error else ''))
+    if not res.ok: raise typer.Exit(1)
+
+def report_pairs(args:list[str])->list[tuple[str, str]]:
+    "The `-p NAME VALUE` pairs from the extra command-line arguments (typer has no two-value repeatable option)."
+    pairs, i = [], 0
+    while i < len(args):
+        if args[i] in ('-p', '--param'):
+            if len(args) - i < 3:
+                raise typer.BadParameter(f"{args[i]} needs two values: -p NAME VALUE")
+            pairs.append((args[i+1], args[i+2])); i += 3
+        else: raise typer.BadParameter(f"unexpected argument {args[i]!r}; parameters are given as -p NAME VALUE")
+    return pairs
+
+OutOpt = typer.Option(None, '-o', '--outdir', help="output folder (default WORKSPACE/reports/NAME)")
+_EXTRA = dict(allow_extra_args=True, ignore_unknown_options=True)
+
+@report_app.command('readiness', context_settings=_EXTRA)
+def report_readiness(ctx:typer.Context, outdir:Optional[Path] = OutOpt,
+                     workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Data and infrastructure readiness: -p data_path FOLDER_OR_WORKSPACE [-p sample_size N] [-p NAME VALUE]..."
+    _run_report('readiness', report_pairs(ctx.args), outdir, workspace, settings, as_json)
+
 # %% ../nbs/90_cli.ipynb #2e93fdd7
 @app.command('settings')
 def show_settings(settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
@@ -136,8 +178,9 @@ def main():
     from genai_accel.models import ModelNotFound
     from genai_accel.index import SearchError
     from genai_accel.retrieval_eval import DatasetError
+    from genai_accel.reports import ReportError
     try:
         app()
-    except (SettingsError, ModelNotFound, SearchError, DatasetError, FileNotFoundError) as e:
+    except (SettingsError, ModelNotFound, SearchError, DatasetError, ReportError, FileNotFoundError) as e:
         typer.echo(f"error: {e}", err=True)
         raise SystemExit(2)

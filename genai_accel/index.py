@@ -87,9 +87,9 @@ def build_index(workspace:str|Path, # the workspace folder
     s = settings or Settings()
     ws = Path(workspace)
     con = connect(ws/'state.sqlite')
-    rows = con.execute("""SELECT c.row, c.text, c.embedding, d.doc_key, d.collection, d.groups, d.title
+    rows = con.execute("""SELECT c.row, c.text, c.start, c.end, c.embedding, d.doc_key, d.collection, d.groups, d.title
                           FROM chunks c JOIN documents d ON c.doc_key = d.doc_key
-                          WHERE d.status = 'indexed' ORDER BY c.row""").fetchall()
+                          WHERE d.status = 'indexed' ORDER BY d.doc_key, c.position""").fetchall()
     dim = int((con.execute("SELECT value FROM meta WHERE key='embedding_dim'").fetchone() or [384])[0])
     con.close()
     idx_dir = ws/'index'
@@ -100,11 +100,25 @@ def build_index(workspace:str|Path, # the workspace folder
     np.save(gen/'vectors.npy', vectors)
     faiss.write_index(_dense_index(vectors, s), str(gen/'dense.faiss'))
     if _fail_after == 'dense.faiss': raise RuntimeError('simulated crash while writing the index')
+    doc_idx = []
     if rows:
         bm = bm25s.BM25()
         bm.index(bm25_tokenize([index_text(r['title'], r['text']) for r in rows], s), show_progress=False)
         bm.save(str(gen/'bm25'), show_progress=False)
-    info = dict(rows=[r['row'] for r in rows], doc_keys=[r['doc_key'] for r in rows],
+        # Document-level BM25 over each document's text, rebuilt from its chunks without the overlaps.
+        docs, pos = {}, {}
+        for i, r in enumerate(rows):
+            if r['doc_key'] not in pos: pos[r['doc_key']] = len(pos); docs[r['doc_key']] = [r['title'] or '', '', 0]
+            d = docs[r['doc_key']]
+            start, end = r['start'] or 0, r['end'] or 0
+            # overlapping text is taken once; a whitespace gap between chunks becomes one space
+            d[1] += ('' if start < d[2] else ' ') + r['text'][max(0, d[2] - start):] if d[1] else r['text']
+            d[2] = max(d[2], end)
+            doc_idx.append(pos[r['doc_key']])
+        bmd = bm25s.BM25()
+        bmd.index(bm25_tokenize([f"{title} {text}" for title, text, _ in docs.values()], s), show_progress=False)
+        bmd.save(str(gen/'bm25_docs'), show_progress=False)
+    info = dict(rows=[r['row'] for r in rows], doc_keys=[r['doc_key'] for r in rows], doc_idx=doc_idx,
                 collections=[r['collection'] for r in rows], groups=[json.loads(r['groups']) for r in rows],
                 dense_index=s.retrieval.dense_index, bm25_stemmer=s.retrieval.bm25_stemmer,
                 bm25_stopwords=s.retrieval.bm25_stopwords, created=time.time())
@@ -199,6 +213,8 @@ class KnowledgeBase:
             self.vectors = np.load(gen/'vectors.npy', mmap_mode='r')
             self.dense = faiss.read_index(str(gen/'dense.faiss'))
             self.bm25 = bm25s.BM25.load(str(gen/'bm25'), show_progress=False) if (gen/'bm25').exists() else None
+            self.bm25_docs = bm25s.BM25.load(str(gen/'bm25_docs'), show_progress=False) if (gen/'bm25_docs').exists() else None
+            self.doc_idx = np.array(info.get('doc_idx', []), dtype=np.int64)
             n = len(self.rows)
             self._group_rows, self._coll_rows = {}, {}
             for i, (gs, c) in enumerate(zip(info['groups'], info['collections'])):
@@ -260,8 +276,11 @@ class KnowledgeBase:
 
     def _bm25_scores(self, query:str, mask):
         toks = bm25_tokenize([query], self.settings, return_ids=False)[0]
-        scores = self.bm25.get_scores(toks) if (self.bm25 is not None and toks) else np.zeros(self.n, np.float32)
-        scores = np.asarray(scores, dtype=np.float32)
+        if self.bm25 is None or not toks: scores = np.zeros(self.n, np.float32)
+        else:
+            w = self.settings.retrieval.bm25_chunk_weight
+            chunk = np.asarray(self.bm25.get_scores(toks), dtype=np.float32)
+            scores = chunk if self.bm25_docs is None else np.asarray(self.bm25_docs.get_scores(toks), np.float32)[self.doc_idx] + w * chunk
         if mask is not None: scores = np.where(mask, scores, -np.inf)
         return scores
 
