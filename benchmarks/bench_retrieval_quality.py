@@ -10,7 +10,7 @@ dedup off), results aggregated to documents by their best chunk. The workspace i
 (shared with bench_search). Metrics as trec_eval computes them (linear gain, log2 discount).
 Floors (issue 2): ours dense >= 0.660 and >= (a); bm25 >= 0.696 and >= (b); hybrid > max(0.710, (c), ours dense, ours bm25).
 """
-import sys, tempfile, shutil, time
+import json, sys, tempfile, shutil, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness as H
@@ -62,7 +62,16 @@ def main():
     emb = Embedder(s)
     st = SentenceTransformer(emb.path, device='cpu'); st.max_seq_length = 256
     t = time.perf_counter()
-    D = st.encode(docs, normalize_embeddings=True); Q = st.encode(qtexts, normalize_embeddings=True)
+    # the peer's document vectors depend only on the model and the texts: cached beside the workspace for reruns
+    import hashlib
+    key = hashlib.sha256(json.dumps([emb.path, st.max_seq_length, docs]).encode()).hexdigest()[:12]
+    cache = None if a.small else Path(base)/'peer_cache'/f"st_fp32_docs_{key}.npy"
+    cached = cache is not None and cache.exists()
+    if cached: D = np.load(cache)
+    else:
+        D = st.encode(docs, normalize_embeddings=True)
+        if cache is not None: cache.parent.mkdir(parents=True, exist_ok=True); np.save(cache, D)
+    Q = st.encode(qtexts, normalize_embeddings=True)
     index = faiss.IndexFlatIP(D.shape[1]); index.add(D)
     _, I = index.search(Q, 100)
     run_a = {q: [ids[i] for i in row if i >= 0] for q, row in zip(qids, I)}
@@ -79,7 +88,7 @@ def main():
     res['(b) bm25s stopwords+stemming'] = metrics(run_b, qrels)
     # (c) plain RRF of (a) and (b)
     res['(c) RRF(a, b), k=60'] = metrics({q: rrf(run_a[q], run_b[q]) for q in qids}, qrels)
-    print(f"peers done ((a) {timing['a']:.0f} s, (b) {timing['b']:.0f} s); ours ...", flush=True)
+    print(f"peers done ((a) {timing['a']:.0f} s{' (document vectors from the cache)' if cached else ''}, (b) {timing['b']:.0f} s); ours ...", flush=True)
 
     ours = {}
     for mode in ('dense', 'bm25', 'hybrid'):

@@ -14,7 +14,7 @@ from .config import Settings, SettingsError, workspace_path
 
 # %% auto #0
 __all__ = ['app', 'eval_app', 'WorkspaceOpt', 'SettingsOpt', 'JsonOpt', 'EmbedderOpt', 'report_app', 'OutOpt', 'DEMO_QUERIES',
-           'load_settings', 'emit', 'ingest', 'search', 'eval_retrieval', 'report_pairs', 'report_readiness',
+           'load_settings', 'emit', 'ingest', 'search', 'eval_retrieval', 'ask', 'report_pairs', 'report_readiness',
            'show_settings', 'sample_corpus', 'demo', 'main']
 
 # %% ../nbs/90_cli.ipynb #9bf00252
@@ -94,6 +94,27 @@ def eval_retrieval(beir_dir:Path = typer.Argument(..., help="BEIR folder: corpus
              f"Recall@100 {r['recall@100']:.4f}  MRR@10 {r['mrr@10']:.4f}  ({r['n_queries']} queries)")
     emit(r, as_json, human)
 
+# %% ../nbs/90_cli.ipynb #85cd9ef5
+@app.command()
+def ask(question:str = typer.Argument(..., help="the question to answer from the documents"),
+        collection:Optional[str] = typer.Option(None, help="restrict to a collection"),
+        groups:Optional[str] = typer.Option(None, help="caller's access groups, comma-separated (default: unrestricted)"),
+        mode:Optional[str] = typer.Option(None, help="dense, bm25 or hybrid (default retrieval.mode)"),
+        k:Optional[int] = typer.Option(None, '--k', '-k', help="chunks to retrieve (default retrieval.k); at most generation.max_sources are packed"),
+        max_new_tokens:Optional[int] = typer.Option(None, '--max-new-tokens', help="answer length limit (default generation.max_new_tokens)"),
+        workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt,
+        embedder:Optional[str] = EmbedderOpt, as_json:bool = JsonOpt):
+    "Answer a question from the workspace with citations, or abstain."
+    from genai_accel.rag import Assistant, RAGError, render_answer_text
+    from genai_accel.generation import GeneratorError
+    from genai_accel.prompts import PromptError
+    s = load_settings(settings, models__embedder=embedder, generation__max_new_tokens=max_new_tokens)
+    try: answer = Assistant(workspace, s).ask(question, groups=_groups(groups), collection=collection, mode=mode, k=k)
+    except (RAGError, GeneratorError, PromptError) as e:  # main() does not know these layers' errors
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2)
+    emit(answer.to_dict(), as_json, render_answer_text(answer))
+
 # %% ../nbs/90_cli.ipynb #5ff9ccae
 report_app = typer.Typer(help="Generate executed report notebooks (papermill) with HTML and JSON.", no_args_is_help=True)
 app.add_typer(report_app, name='report')
@@ -156,12 +177,14 @@ DEMO_QUERIES = ['How do I define a function with default argument values?',
                 'What does the with statement do?', 'How are exceptions raised and caught?']
 
 @app.command()
-def demo(workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt):
-    "End to end on the bundled sample corpus: ingest, then search."
+def demo(workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt,
+         report:bool = typer.Option(True, help="end by writing the readiness report")):
+    "End to end on the bundled sample corpus: ingest, search, answer with citations, readiness report."
     from genai_accel.ingest import ingest as run, write_sample_corpus
     from genai_accel.index import KnowledgeBase
+    from genai_accel.rag import Assistant, demo_questions, render_answer_text
     s = load_settings(settings)
-    ws = workspace_path(s, workspace)
+    ws = workspace_path(s, workspace).resolve()
     corpus = write_sample_corpus(ws/'sample-corpus')
     typer.echo(f"== ingest {corpus}")
     man = run([corpus], ws, s, progress=True)
@@ -171,6 +194,16 @@ def demo(workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = Sett
         typer.echo(f"\n== search: {q}")
         for h in kb.search(q, k=3, unit='document'):
             typer.echo(f"  {h.rank}. [{h.score:.3f}] {h.doc_id}: " + ' '.join(h.text.split())[:150])
+    assistant = Assistant(ws, s, kb=kb)
+    for q in demo_questions() + ['What is the capital of Australia?']:
+        typer.echo(f"\n== ask: {q}")
+        typer.echo(render_answer_text(assistant.ask(q)))
+    if report:
+        from genai_accel.reports import run_report
+        typer.echo("\n== readiness report (data and this machine)")
+        res = run_report('readiness', dict(data_path=str(corpus), workspace=str(ws), quick=True), ws/'reports'/'readiness')
+        typer.echo(f"{'readiness report' if res.ok else 'readiness report FAILED'}: {res.html}")
+        if not res.ok: raise typer.Exit(1)
 
 # %% ../nbs/90_cli.ipynb #269fde31
 def main():
@@ -179,8 +212,12 @@ def main():
     from genai_accel.index import SearchError
     from genai_accel.retrieval_eval import DatasetError
     from genai_accel.reports import ReportError
+    from genai_accel.generation import GeneratorError
+    from genai_accel.prompts import PromptError
+    from genai_accel.rag import RAGError
     try:
         app()
-    except (SettingsError, ModelNotFound, SearchError, DatasetError, ReportError, FileNotFoundError) as e:
+    except (SettingsError, ModelNotFound, SearchError, DatasetError, ReportError, GeneratorError, PromptError, RAGError,
+            FileNotFoundError) as e:
         typer.echo(f"error: {e}", err=True)
         raise SystemExit(2)

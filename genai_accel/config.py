@@ -31,7 +31,7 @@ DEFAULTS: dict[str, dict] = {
                       dense_weight=0.5, bm25_weight=0.5, bm25_chunk_weight=0.1, rrf_k=60, candidates=100, bm25_stemmer='english',
                       bm25_stopwords='en'),
     'generation': dict(max_new_tokens=256, temperature=0.0, seed=0, abstain_threshold=0.35, context_tokens=1024,
-                       attribution_threshold=0.5, block_injection=False,
+                       max_sources=3, source_margin=0.15, attribution_threshold=0.5, block_injection=False,
                        backend='local', max_batch_size=16, api_base='http://127.0.0.1:8080/v1',
                        api_key_env='OPENAI_API_KEY', api_model='', timeout_s=60.0, max_retries=3),
     'serving': dict(host='127.0.0.1', port=8000),

@@ -158,3 +158,13 @@ def test_scifact_quality_floors(tmp_path):
     assert res['dense']['ndcg@10'] >= 0.660
     assert res['bm25']['ndcg@10'] >= 0.696
     assert res['hybrid']['ndcg@10'] > max(0.710, res['dense']['ndcg@10'], res['bm25']['ndcg@10'])
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path):
+    "The README's main command, on a fresh workspace: ingest the sample corpus, search, answer, report."
+    p = run_cli('demo', '--workspace', tmp_path/'ws', timeout=1800)
+    out = p.stdout
+    assert '79 ingested' in out, out[-2000:]
+    assert 'def' in out  # the function-definition search finds the `def` topic
+    html = [l for l in out.splitlines() if l.strip().endswith('.html')]
+    assert html and Path(html[-1].split()[-1]).exists(), out[-2000:]
