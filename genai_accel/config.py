@@ -20,7 +20,7 @@ DEFAULTS: dict[str, dict] = {
                    generator_adapter='', allow_hub=False, embed_precision='auto', embed_batch_size=64, max_seq_length=256, threads=0),
     'ingest': dict(include=['*'], exclude=['.git/*', '*/.git/*', '__pycache__/*', '*/__pycache__/*', '*.pyc',
                                            '.DS_Store', '*/.DS_Store'],
-                   max_file_mb=100, id_column='id', text_columns=['text'], title_column='title',
+                   max_file_mb=20, id_column='id', text_columns=['text'], title_column='title',
                    metadata_columns=['*'], commit_chunks=256),
     'cleaning': dict(boilerplate_min_docs=5, boilerplate_min_share=0.3),
     'dedup': dict(enabled=True, near_duplicates=True, threshold=0.85, num_perm=128, shingle_words=5),

@@ -194,7 +194,13 @@ def ingest(paths:list[str|Path], # files and folders to ingest
         nonlocal pending, pending_chunks
         if not pending: return
         all_chunks = [(d, c) for _, _, items, _ in pending for d, cs, *_ in items for c in cs]
-        vecs = embedder.encode([index_text(d.title, c.text) for d, c in all_chunks]) if all_chunks else None
+        vecs = None
+        if all_chunks:
+            # identical chunk texts (repeated sections, templated pages) are embedded once
+            texts = [index_text(d.title, c.text) for d, c in all_chunks]
+            uniq = {t: i for i, t in enumerate(dict.fromkeys(texts))}
+            u = embedder.encode(list(uniq), progress=progress and len(uniq) > 1000)
+            vecs = u[[uniq[t] for t in texts]]
         i = 0
         with con:
             for entry, h, items, res in pending:

@@ -106,3 +106,11 @@ def test_readiness_scifact_agrees_with_direct_checks(tmp_path):
     assert data['pii']['matches'] == dict(direct)
     assert data['pii']['docs_with_pii'] == sum(1 for d in sample if find_pii(d.text))
     assert data['pii']['share_docs_ci95'] is not None  # sampled: error bars reported
+    # the SciFact report renders in headless Chromium (where it is installed: `make browser`)
+    from test_reports import CHROMIUM, CHROMIUM_FLAGS
+    if CHROMIUM:
+        import subprocess
+        dom = subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, '--virtual-time-budget=5000', '--dump-dom', r.html.resolve().as_uri()],
+                             capture_output=True, text=True, timeout=180).stdout
+        assert 'Data readiness' in dom and 'Infrastructure readiness' in dom and '<table' in dom
+        assert dom.count('data:image/png;base64') >= 5
