@@ -93,11 +93,14 @@ class Embedder:
         self.precision = choose_precision(precision or s.models.embed_precision)
         self.batch_size = s.models.embed_batch_size
         self.max_length = s.models.max_seq_length
-        key = ('embedder', self.path)
+        # bf16 keeps a bf16 copy of the weights: measured faster than fp32 weights under autocast, with the same
+        # cosine deviation class (~1e-4); pooling and normalisation still run in fp32.
+        key = ('embedder', self.path, self.precision)
         with _LOCK:
             if key not in _CACHE:
                 tok = AutoTokenizer.from_pretrained(self.path)
-                model = AutoModel.from_pretrained(self.path, dtype=torch.float32).eval()
+                dtype = torch.bfloat16 if self.precision == 'bf16' else torch.float32
+                model = AutoModel.from_pretrained(self.path, dtype=dtype).eval()
                 _CACHE[key] = (tok, model)
         self.tokenizer, self.model = _CACHE[key]
         self.dim = self.model.config.hidden_size
@@ -106,7 +109,7 @@ class Embedder:
     def _forward(self, texts:list[str]):
         import torch
         enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors='pt')
-        with torch.inference_mode(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=self.precision == 'bf16'):
+        with torch.inference_mode():
             out = self.model(**enc).last_hidden_state
         mask = enc['attention_mask'].unsqueeze(-1).to(torch.float32)
         emb = (out.float() * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
