@@ -13,8 +13,8 @@ import numpy as np
 from .config import Settings, workspace_path
 
 # %% auto #0
-__all__ = ['ndcg_at_k', 'recall_at_k', 'precision_at_k', 'mrr_at_k', 'hit_rate_at_k', 'DatasetError', 'load_beir_queries',
-           'eval_workspace', 'evaluate_retrieval']
+__all__ = ['INDEX_FORMAT', 'ndcg_at_k', 'recall_at_k', 'precision_at_k', 'mrr_at_k', 'hit_rate_at_k', 'DatasetError',
+           'load_beir_queries', 'eval_workspace', 'evaluate_retrieval']
 
 # %% ../nbs/08_retrieval_eval.ipynb #161e2e1b
 def ndcg_at_k(ranked:list[str], # document ids, best first
@@ -78,10 +78,14 @@ def load_beir_queries(folder:str|Path, # BEIR folder
     return {q: queries[q] for q in qrels}, dict(qrels)
 
 # %% ../nbs/08_retrieval_eval.ipynb #95287e9c
+INDEX_FORMAT = 2  # bump when chunking or indexing code changes what a workspace holds
+
 def eval_workspace(folder:Path, settings:Settings, base:str|Path|None=None)->Path:
     "The workspace that holds the index of the BEIR corpus in `folder` (one per corpus and chunking setup)."
-    key = json.dumps([str(Path(folder).resolve()), settings.models.embedder, settings.chunking.max_tokens,
-                      settings.chunking.overlap_tokens, settings.pii.enabled])
+    # Everything that changes what is indexed is in the key, so a changed pipeline never reuses stale chunks.
+    key = json.dumps([str(Path(folder).resolve()), INDEX_FORMAT, settings.models.embedder, settings.models.max_seq_length,
+                      settings.chunking.max_tokens, settings.chunking.overlap_tokens, settings.pii.enabled,
+                      settings.pii.types, settings.cleaning.boilerplate_min_docs, settings.cleaning.boilerplate_min_share])
     name = f"eval-{Path(folder).resolve().name}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
     return workspace_path(settings, base)/'evals'/name
 
