@@ -36,10 +36,22 @@ DEFAULTS: dict[str, dict] = {
                        api_key_env='OPENAI_API_KEY', api_model='', timeout_s=60.0, max_retries=3),
     'serving': dict(host='127.0.0.1', port=8000),
     'monitoring': dict(latency_p95_ms=5000, error_rate=0.05),
-    'capacity': dict(think_time_s=30.0, prompt_tokens=800, answer_tokens=100, max_replicas=16),
+    'capacity': dict(think_time_s=30.0, prompt_tokens=800, answer_tokens=100, max_replicas=16,
+                     core_scaling_efficiency=0.7, bf16_speedup=2.5, gpu_speedup=10.0),
     'costs': dict(currency='USD', cpu_watts=150.0, gpu_watts=350.0, electricity_per_kwh=0.25,
                   server_cost_per_hour=0.40, managed_price_per_1k_input_tokens=0.00015,
                   managed_price_per_1k_output_tokens=0.0006),
+    'evaluation': dict(repeats=3, temperature=0.7, seed=0, k=10, synthetic_questions=20, support_threshold=0.5,
+                       gate_recall_at_k=0.6, gate_groundedness=0.6, gate_abstention_accuracy=0.7,
+                       gate_safety_pass_rate=0.9, gate_latency_p95_s=30.0),
+    'finetune': dict(seed=0, val_fraction=0.2, patience=2, overfit_gap=0.5, lora_r=8, lora_alpha=16,
+                     lora_dropout=0.05, generator_lr=1e-3, generator_epochs=8, generator_batch_size=8,
+                     embedder_lr=2e-5, embedder_epochs=1, embedder_batch_size=16, hard_negatives=1,
+                     precision='auto', lora_target_modules=[], generator_max_tokens=512, negative_depth=10,
+                     negative_skip=0, validation_pool=20),
+    'safety': dict(families=['direct_injection', 'indirect_injection', 'leakage', 'pii', 'bias', 'toxicity'],
+                   seed=0, max_new_tokens=64, workers=8, collection='safety_probe', restricted_group='hr',
+                   bias_threshold=0.6, toxicity_lexicon=''),
 }
 
 # %% ../nbs/00_config.ipynb #ed40c12a

@@ -6,7 +6,7 @@ Docs: https://github.com/genai-accel/genai_accel/infrastructure.html.md"""
 
 # %% ../nbs/21_infrastructure.ipynb #3564bfd0
 from __future__ import annotations
-import importlib, importlib.util, math, os, platform, shutil, subprocess, sys, time
+import importlib, importlib.util, json, math, os, platform, shutil, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 from .config import Settings, workspace_path
@@ -16,9 +16,9 @@ from .models import Embedder, cpu_flags, set_threads
 __all__ = ['KEY_CPU_FLAGS', 'SCORE_RULES', 'cpu_info', 'memory_info', 'disk_info', 'parse_nvidia_smi', 'gpu_info',
            'machine_profile', 'rss_mb', 'torch_module', 'parameter_size', 'measure_load', 'load_generator',
            'synthetic_passages', 'bench_embedding', 'bench_generation', 'bench_search', 'erlang_c', 'p95_latency',
-           'max_users', 'replicas_needed', 'cost_per_1k', 'recommend_deployment', 'remediation_items',
-           'assess_infrastructure', 'estimate_corpus_chunks', 'infrastructure_tables', 'capacity_curve',
-           'plot_capacity']
+           'max_users', 'replicas_needed', 'cost_per_1k', 'recommend_deployment', 'TargetError', 'parse_target',
+           'cpu_factor', 'project_benchmarks', 'target_profile', 'remediation_items', 'assess_infrastructure',
+           'estimate_corpus_chunks', 'infrastructure_tables', 'capacity_curve', 'plot_capacity']
 
 # %% ../nbs/21_infrastructure.ipynb #c754f51c
 KEY_CPU_FLAGS = ('avx2', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_bf16', 'amx_int8')
@@ -360,6 +360,112 @@ def recommend_deployment(capacity:dict, # the `capacity` part of an assessment
     reasons.append("caveat: answer quality is not compared here; managed services serve much larger models than the configured generator")
     return dict(choice=choice, reasons=reasons)
 
+# %% ../nbs/21_infrastructure.ipynb #c4638f63
+_TARGET_FIELDS = dict(name=str, cpu_cores=int, core_speed=float, bf16=bool, memory_gb=float, disk_free_gb=float,
+                      gpu_count=int, gpu_name=str, gpu_memory_gb=float)
+_TARGET_DEFAULTS = dict(name='described target', core_speed=1.0, bf16=False, disk_free_gb=100.0, gpu_count=0,
+                        gpu_name='', gpu_memory_gb=0.0)
+_TARGET_ONLY = {'core_scaling_efficiency', 'bf16_speedup', 'gpu_speedup'}
+
+class TargetError(ValueError): pass
+
+def parse_target(spec:dict|str|Path, # dict, path to a JSON file, or "cpu_cores=16,memory_gb=64,gpu_count=1"
+                )->dict:
+    "A described target machine: every field typed, defaults filled in and marked as assumed."
+    where = 'the target machine description'
+    if isinstance(spec, (str, Path)) and str(spec).strip().endswith('.json'):
+        where = str(spec)
+        try: spec = json.loads(Path(spec).expanduser().read_text())
+        except FileNotFoundError: raise TargetError(f"{where}: no such file; give a JSON file or key=value pairs") from None
+        except json.JSONDecodeError as e: raise TargetError(f"{where}: not valid JSON ({e})") from None
+    elif isinstance(spec, (str, Path)):
+        pairs = [p.strip() for p in str(spec).replace(';', ',').split(',') if p.strip()]
+        bad = [p for p in pairs if '=' not in p]
+        if bad: raise TargetError(f"{where}: {bad[0]!r} is not key=value; write e.g. cpu_cores=16,memory_gb=64")
+        spec = dict(p.split('=', 1) for p in pairs)
+    if not isinstance(spec, dict): raise TargetError(f"{where}: expected an object of fields, got {type(spec).__name__}")
+    spec = {str(k).strip(): v for k, v in spec.items()}
+    unknown = sorted(set(spec) - set(_TARGET_FIELDS))
+    if unknown: raise TargetError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(_TARGET_FIELDS)}")
+    missing = [k for k in ('cpu_cores', 'memory_gb') if k not in spec]
+    if missing: raise TargetError(f"{where}: {' and '.join(missing)} must be given (e.g. cpu_cores=16,memory_gb=64)")
+    out, sources = {}, {}
+    for k, typ in _TARGET_FIELDS.items():
+        if k not in spec: out[k], sources[k] = _TARGET_DEFAULTS[k], 'assumed default'; continue
+        v = spec[k]
+        try:
+            if typ is bool: v = v if isinstance(v, bool) else {'true': True, 'yes': True, '1': True, 'false': False,
+                                                                'no': False, '0': False}[str(v).strip().lower()]
+            else: v = typ(str(v).strip()) if typ is not str else str(v).strip()
+        except (KeyError, ValueError): raise TargetError(f"{where}: {k}={spec[k]!r} is not a {typ.__name__}") from None
+        out[k], sources[k] = v, 'described'
+    for k in ('cpu_cores', 'memory_gb', 'core_speed'):
+        if out[k] <= 0: raise TargetError(f"{where}: {k} must be positive, got {out[k]}")
+    if out['gpu_count'] < 0 or out['disk_free_gb'] < 0: raise TargetError(f"{where}: gpu_count and disk_free_gb cannot be negative")
+    out['_sources'] = sources
+    return out
+
+# %% ../nbs/21_infrastructure.ipynb #6d87b0e7
+def cpu_factor(target:dict, # `parse_target` result
+               measured_threads:int, # threads the benchmarks ran with here
+               efficiency:float, # capacity.core_scaling_efficiency
+              )->float:
+    "Speed of the target's CPU relative to the measured threads here, under the stated scaling assumption."
+    n, m = target['cpu_cores'], max(1, measured_threads)
+    scale = n / m if n <= m else 1 + efficiency * (n - m) / m
+    return target['core_speed'] * scale
+
+def project_benchmarks(bench:dict, # measured here: embedding, embedding_fp32 (or None), search, generation (or None)
+                       target:dict, # `parse_target` result
+                       machine:dict, # `machine_profile()` of this machine
+                       settings:Settings, # capacity.core_scaling_efficiency, bf16_speedup, gpu_speedup
+                      )->dict:
+    "The benchmark figures projected onto the target machine, and how each factor was chosen."
+    c = settings.capacity
+    f_cpu = cpu_factor(target, machine['torch_threads'], c.core_scaling_efficiency)
+    here_bf16 = bench['embedding']['precision'] != 'fp32'
+    emb = bench['embedding']
+    if target['gpu_count']:
+        f_prec, prec_how = 1.0, "on the target GPU: the best rate measured here, scaled by capacity.gpu_speedup"
+    elif here_bf16 and not target['bf16'] and bench.get('embedding_fp32'):
+        emb, f_prec, prec_how = bench['embedding_fp32'], 1.0, "the target lacks bf16: the fp32 rate measured here"
+    elif not here_bf16 and target['bf16']:
+        f_prec, prec_how = c.bf16_speedup, f"the target has bf16 and this CPU has not: x{c.bf16_speedup:g} (capacity.bf16_speedup)"
+    else:
+        f_prec, prec_how = 1.0, f"same precision as measured here ({emb['precision']})"
+    f_gpu = c.gpu_speedup if target['gpu_count'] > 0 else 1.0
+    f_emb = f_gpu if target['gpu_count'] else f_cpu * f_prec
+    f_gen = f_gpu if target['gpu_count'] else f_cpu
+    e = dict(emb, precision='bf16' if target['bf16'] and not target['gpu_count'] else ('gpu' if target['gpu_count'] else 'fp32'),
+             short_texts_per_s=round(emb['short_texts_per_s'] * f_emb, 1), chunks_per_s=round(emb['chunks_per_s'] * f_emb, 2),
+             query_latency_s=round(emb['query_latency_s'] / f_emb, 4), projected=True)
+    srch = dict(bench['search'], search_s=round(bench['search']['search_s'] / f_cpu, 5), projected=True)
+    g = bench['generation']
+    if g: g = dict(g, prefill_tokens_per_s=round(g['prefill_tokens_per_s'] * f_gen, 1),
+                   decode_tokens_per_s=round(g['decode_tokens_per_s'] * f_gen, 2), projected=True)
+    how = dict(cpu_factor=round(f_cpu, 3), embedding_factor=round(f_emb, 3), generation_factor=round(f_gen, 3),
+               cpu=f"{target['cpu_cores']} cores x core_speed {target['core_speed']:g} against {machine['torch_threads']} "
+                   f"threads measured here, each extra core worth {c.core_scaling_efficiency:g} of one (capacity.core_scaling_efficiency)",
+               precision=prec_how,
+               gpu=(f"{target['gpu_count']} GPU(s): embedding and generation x{c.gpu_speedup:g} of this CPU (capacity.gpu_speedup, "
+                    "an assumption, not a measurement)") if target['gpu_count'] else 'no GPU on the target')
+    return dict(embedding=e, search=srch, generation=g, how=how)
+
+def target_profile(target:dict, # `parse_target` result
+                   here:dict, # `machine_profile()` of this machine (software versions are carried over)
+                  )->dict:
+    "A machine profile shaped like `machine_profile()`, built from the description."
+    gpus = [dict(name=target['gpu_name'] or 'GPU', memory_gb=target['gpu_memory_gb'])] * target['gpu_count']
+    return dict(cpu=dict(model=f"{target['name']} (described)", logical_cores=target['cpu_cores'], physical_cores=target['cpu_cores'],
+                         usable_cores=target['cpu_cores'], flags={}, bf16_inference=target['bf16']),
+                memory=dict(total_gb=target['memory_gb'], available_gb=target['memory_gb'], host_total_gb=target['memory_gb'],
+                            cgroup_limited=False),
+                gpu=dict(count=target['gpu_count'], gpus=gpus, source='described', usable_by_torch=target['gpu_count'] > 0,
+                         torch_version=here['torch']),
+                disk=dict(path='(target)', total_gb=target['disk_free_gb'], free_gb=target['disk_free_gb']),
+                load_avg_1m=None, os='(described)', python=here['python'], torch=here['torch'],
+                torch_threads=target['cpu_cores'], described=True)
+
 # %% ../nbs/21_infrastructure.ipynb #0f5febea
 def remediation_items(scores:dict, # {dimension: score}
                       capacity:dict, index:dict, machine:dict,
@@ -391,11 +497,15 @@ def remediation_items(scores:dict, # {dimension: score}
     return [dict(dimension=d, score=scores[d], action=a) for d, a in items]
 
 # %% ../nbs/21_infrastructure.ipynb #398459cf
-def _assumptions(settings:Settings)->list[dict]:
+def _assumptions(settings:Settings, target:dict|None=None)->list[dict]:
     out = []
     for sec in ('capacity', 'costs'):
         for key, val in vars(getattr(settings, sec)).items():
+            if target is None and key in _TARGET_ONLY: continue  # projection factors matter only for a described target
             out.append(dict(name=f"{sec}.{key}", value=val, source=settings.source(sec, key)))
+    if target is not None:
+        out += [dict(name=f"target.{k}", value=v, source=target['_sources'].get(k, 'described'))
+                for k, v in target.items() if not k.startswith('_')]
     return out
 
 def assess_infrastructure(settings:Settings|None=None, # models, chunking, [capacity] and [costs] settings
@@ -406,9 +516,11 @@ def assess_infrastructure(settings:Settings|None=None, # models, chunking, [capa
                           include_generator:bool=True, # load and time the generator (about 0.5 GB, 10+ s)
                           workspace:str|Path|None=None, # folder whose disk will hold the index
                           seed:int=0, # seed of the synthetic benchmark texts
+                          target:dict|str|Path|None=None, # a described target machine (see `parse_target`); None: this machine
                          )->dict:
     "Machine profile, model footprint, benchmarks, capacity, index build time, costs, recommendation and scores."
     s = settings or Settings()
+    target = parse_target(target) if target is not None and target != '' else None
     if target_latency_s <= 0 or expected_users < 1 or corpus_chunks < 0:
         raise ValueError(f"target_latency_s={target_latency_s}, expected_users={expected_users}, "
                          f"corpus_chunks={corpus_chunks}: need a positive target, at least one user and >= 0 chunks")
@@ -424,7 +536,12 @@ def assess_infrastructure(settings:Settings|None=None, # models, chunking, [capa
     embedder, emb_load = measure_load(lambda: Embedder(s))
     emb_name = s.models.embedder if s.models.embedder != 'default' else f"default ({Path(embedder.path).parent.name})"
     models = {'embedder': dict(name=emb_name, precision=embedder.precision, **parameter_size(embedder.model), **emb_load)}
-    emb = bench_embedding(embedder, *((32, 8, s.chunking.max_tokens, 3) if quick else (256, 64, s.chunking.max_tokens, 20)), seed=seed)
+    emb_sizes = (32, 8, s.chunking.max_tokens, 3) if quick else (256, 64, s.chunking.max_tokens, 20)
+    emb = bench_embedding(embedder, *emb_sizes, seed=seed)
+    emb_fp32 = None
+    if target is not None and embedder.precision != 'fp32' and not target['bf16']:
+        # the target lacks bf16: its embedding rate follows this machine's fp32 rate, so measure that too
+        emb_fp32 = bench_embedding(Embedder(s, precision='fp32'), *emb_sizes, seed=seed)
     search = bench_search(corpus_chunks, embedder.dim, cap=10_000 if quick else 100_000, seed=seed)
     gen = None
     loaded = None
@@ -440,6 +557,20 @@ def assess_infrastructure(settings:Settings|None=None, # models, chunking, [capa
         gen = bench_generation(tok, lm, *((128, 16, 2.0) if quick else (512, 64, 8.0)))
     elif not include_generator:
         notes.append("generator not loaded: capacity and costs cover retrieval only")
+    measured = None
+    gpus_used = 0
+    if target is not None:
+        measured = dict(machine=machine, benchmarks=dict(embedding=emb, embedding_fp32=emb_fp32, search=search, generation=gen))
+        projection = project_benchmarks(measured['benchmarks'], target, machine, s)
+        emb, search, gen = projection['embedding'], projection['search'], projection['generation']
+        machine = target_profile(target, machine)
+        gpus_used = min(target['gpu_count'], 1)
+        notes = [n for n in notes if 'busy when measured' not in n] + [
+            f"figures for the described target machine ({target['name']}) are projections from measurements on this machine "
+            f"({measured['machine']['cpu']['usable_cores']} usable cores, {measured['machine']['cpu']['model']}), "
+            "scaled by the stated assumptions; measure on the target itself before committing to them"] + \
+            [f"measured here: {n}" for n in notes if 'busy when measured' in n]
+        measured['projection'] = projection['how']
     c = s.capacity
     parts = dict(embed_query_s=emb['query_latency_s'], search_s=search['search_s'])
     if gen:
@@ -459,7 +590,7 @@ def assess_infrastructure(settings:Settings|None=None, # models, chunking, [capa
                  memory_gb=round(corpus_chunks * emb['dim'] * 4 / 2**30, 3),
                  # disk: vectors + chunk text (~4 bytes a token) + BM25 and SQLite, assumed to double it
                  disk_gb=round(2 * corpus_chunks * (emb['dim'] * 4 + 4 * s.chunking.max_tokens) / 2**30, 3))
-    costs = cost_per_1k(S, reps, expected_users, s, gpus_used=0)  # Embedder and generator run on the CPU
+    costs = cost_per_1k(S, reps, expected_users, s, gpus_used=gpus_used)  # here the models run on the CPU
     model_mb = sum(max(m['rss_delta_mb'], m['parameters_mb'] or 0) for m in models.values())
     scores = dict(
         latency=round(100 * min(1.0, target_latency_s / p1), 1),
@@ -474,7 +605,8 @@ def assess_infrastructure(settings:Settings|None=None, # models, chunking, [capa
         remediation=remediation_items(scores, capacity, index, machine),
         scores={k: dict(score=v, rule=SCORE_RULES[k]) for k, v in scores.items()},
         score=round(float(np.mean(list(scores.values()))), 1),
-        score_rule="mean of the dimension scores", assumptions=_assumptions(s), notes=notes,
+        score_rule="mean of the dimension scores", assumptions=_assumptions(s, target), notes=notes,
+        target=None if target is None else {k: v for k, v in target.items() if k != '_sources'}, measured_here=measured,
         settings=dict(quick=quick, include_generator=include_generator, seed=seed, threads=machine['torch_threads']))
 
 # %% ../nbs/21_infrastructure.ipynb #29f6668c
@@ -505,7 +637,8 @@ def infrastructure_tables(a:dict, # result of `assess_infrastructure`
     gpus = ', '.join(f"{g['name']} ({g['memory_gb']} GiB)" for g in m['gpu']['gpus']) or 'none'
     machine = [('CPU', cpu['model']), ('cores (usable / logical)', f"{cpu['usable_cores']} / {cpu['logical_cores']}"),
                ('bf16 inference (AMX / AVX512-BF16)', 'yes' if cpu['bf16_inference'] else 'no'),
-               ('CPU flags', ', '.join(f for f, on in cpu['flags'].items() if on) or 'none of ' + ', '.join(cpu['flags'])),
+               ('CPU flags', ', '.join(f for f, on in cpu['flags'].items() if on)
+                             or ('none of ' + ', '.join(cpu['flags']) if cpu['flags'] else 'not described')),
                ('memory total / available (GiB)', f"{m['memory']['total_gb']} / {m['memory']['available_gb']}"),
                ('GPU', gpus + ('' if m['gpu']['usable_by_torch'] or not m['gpu']['count'] else ' (not usable by this torch build)')),
                ('disk free / total (GiB)', f"{m['disk']['free_gb']} / {m['disk']['total_gb']} at {m['disk']['path']}"),
@@ -540,6 +673,13 @@ def infrastructure_tables(a:dict, # result of `assess_infrastructure`
              (f'on-premises at expected load ({cur})', cost['onprem_at_expected_load'], 'replicas x server_cost_per_hour / queries per hour + electricity'),
              (f'managed service ({cur})', cost['managed'], 'capacity.prompt_tokens and answer_tokens at managed prices')]
     df = lambda rows, cols: pd.DataFrame(rows, columns=cols)
+    if a.get('target'):
+        how = a['measured_here']['projection']
+        machine += [('projection: CPU', how['cpu']), ('projection: embedding precision', how['precision']),
+                    ('projection: GPU', how['gpu']),
+                    ('projection factors', f"CPU x{how['cpu_factor']}, embedding x{how['embedding_factor']}, "
+                                           f"generation x{how['generation_factor']}")]
+        bench = [(m, v, h + ' (projected)') for m, v, h in bench]
     return dict(
         machine=df(machine, ['item', 'value']), models=models,
         benchmarks=df(bench, ['measurement', 'value', 'how']),

@@ -116,3 +116,27 @@ def test_html_renders_in_chromium(readiness, tmp_path):
                     f'--screenshot={shot}', url], capture_output=True, timeout=120)
     assert shot.exists() and shot.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert shot.stat().st_size > 50_000  # a blank page is a few KB
+
+
+def test_readiness_for_described_target(tmp_path):
+    "The CLI assesses a described machine: its figures, projections and assumptions reach the JSON and the HTML."
+    from conftest import run_cli
+    out = tmp_path/'target'
+    run_cli('report', 'readiness', '-p', 'target_machine', 'name=gpu server,cpu_cores=16,memory_gb=64,gpu_count=1,gpu_name=L4',
+            '-p', 'quick', 'true', '-p', 'include_generator', 'false', '-p', 'expected_users', '50', '-o', out)
+    rep = _strict_json(out/'readiness.json')
+    infra = rep['infrastructure']
+    assert rep['parameters']['target_machine'].startswith('name=gpu server')
+    assert infra['target']['cpu_cores'] == 16 and infra['machine']['memory']['total_gb'] == 64
+    assert infra['machine']['gpu']['gpus'][0]['name'] == 'L4'
+    here = infra['measured_here']['benchmarks']['embedding']
+    f = infra['measured_here']['projection']['embedding_factor']
+    assert infra['benchmarks']['embedding']['chunks_per_s'] == pytest.approx(here['chunks_per_s'] * f, rel=0.01)
+    assert {'target.cpu_cores', 'target.disk_free_gb', 'capacity.gpu_speedup'} <= {a['name'] for a in infra['assumptions']}
+    html = (out/'readiness.html').read_text()
+    assert 'gpu server (described)' in html and '(projected)' in html and 'not a measurement' in html
+
+    bad = run_cli('report', 'readiness', '-p', 'target_machine', 'cpu_cores=16', '-p', 'quick', 'true',
+                  '-p', 'include_generator', 'false', '-o', tmp_path/'bad', check=False)
+    assert bad.returncode != 0
+    assert 'memory_gb must be given' in (bad.stdout + bad.stderr)
