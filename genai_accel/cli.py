@@ -13,9 +13,10 @@ import typer
 from .config import Settings, SettingsError, workspace_path
 
 # %% auto #0
-__all__ = ['app', 'eval_app', 'WorkspaceOpt', 'SettingsOpt', 'JsonOpt', 'EmbedderOpt', 'report_app', 'OutOpt', 'DEMO_QUERIES',
-           'load_settings', 'emit', 'ingest', 'search', 'eval_retrieval', 'ask', 'report_pairs', 'report_readiness',
-           'show_settings', 'sample_corpus', 'demo', 'main']
+__all__ = ['app', 'eval_app', 'WorkspaceOpt', 'SettingsOpt', 'JsonOpt', 'EmbedderOpt', 'finetune_app', 'report_app', 'OutOpt',
+           'DEMO_QUERIES', 'load_settings', 'emit', 'ingest', 'search', 'eval_retrieval', 'ask', 'finetune_generator',
+           'finetune_embedder', 'eval_run', 'report_pairs', 'report_evaluation', 'report_readiness', 'show_settings',
+           'sample_corpus', 'demo', 'main']
 
 # %% ../nbs/90_cli.ipynb #9bf00252
 app = typer.Typer(help="genai_accel: an offline, measured retrieval-augmented assistant.", no_args_is_help=True,
@@ -115,6 +116,89 @@ def ask(question:str = typer.Argument(..., help="the question to answer from the
         raise typer.Exit(2)
     emit(answer.to_dict(), as_json, render_answer_text(answer))
 
+# %% ../nbs/90_cli.ipynb #8ebfa7e7
+finetune_app = typer.Typer(help="Fine-tune the generator (LoRA) or the embedder, with validation and early stopping.",
+                           no_args_is_help=True)
+app.add_typer(finetune_app, name='finetune')
+
+def _finetune_summary(kind:str, d:dict, out:Path)->str:
+    best = d.get('best_epoch')
+    lines = [f"{kind} fine-tuned: run folder {out}",
+             f"  train {d.get('n_train')} / validation {d.get('n_val')}; best epoch {best}"
+             + (" (stopped early)" if d.get('stopped_early') else '')]
+    for k in ('val_metric_before', 'val_metric_after', 'val_ndcg_before', 'val_ndcg_after'):
+        if d.get(k) is not None: lines.append(f"  {k.replace('_', ' ')}: {d[k]:.4f}")
+    if d.get('overfit_warning'): lines.append(f"  warning: {d['overfit_warning']}")
+    use = (f"use it with --embedder {out/'model'}" if kind == 'embedder'
+           else f"use it with GENAI_ACCEL_MODELS_GENERATOR_ADAPTER={out/'adapter'}")
+    return '\n'.join(lines + ['  ' + use])
+
+@finetune_app.command('generator')
+def finetune_generator(pairs:Path = typer.Argument(..., help="JSONL of {prompt, response} rows"),
+                       out:Path = typer.Option(..., '--out', '-o', help="run folder (adapter/, metrics.jsonl, config.json, summary.json)"),
+                       epochs:Optional[int] = typer.Option(None, help="most epochs (default finetune.generator_epochs)"),
+                       lr:Optional[float] = typer.Option(None, help="learning rate (default finetune.generator_lr)"),
+                       metric:Optional[str] = typer.Option(None, help="validation task metric: exact (exact match of greedy answers)"),
+                       settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "LoRA fine-tuning of the local generator; the adapter loads back with models.generator_adapter."
+    from genai_accel.finetune import finetune_generator as run, FinetuneError
+    s = load_settings(settings)
+    try: d = run(pairs, out, s, epochs=epochs, lr=lr, metric=metric, progress=not as_json)
+    except FinetuneError as e: typer.echo(f"error: {e}", err=True); raise typer.Exit(2)
+    emit(d, as_json, _finetune_summary('generator', d, Path(out)))
+
+@finetune_app.command('embedder')
+def finetune_embedder(source:Path = typer.Argument(..., help="JSONL of {query, passage} pairs, or a BEIR folder"),
+                      out:Path = typer.Option(..., '--out', '-o', help="run folder (model/, metrics.jsonl, config.json, summary.json)"),
+                      split:str = typer.Option('train', help="BEIR qrels split to train on"),
+                      epochs:Optional[int] = typer.Option(None, help="most epochs (default finetune.embedder_epochs)"),
+                      lr:Optional[float] = typer.Option(None, help="learning rate (default finetune.embedder_lr)"),
+                      hard_negatives:Optional[int] = typer.Option(None, '--hard-negatives', help="mined negatives per pair (default finetune.hard_negatives)"),
+                      embedder:Optional[str] = typer.Option(None, '--embedder', help="base embedder directory (default models.embedder)"),
+                      settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Fine-tune the embedder with mined hard negatives; use the result with --embedder DIR/model."
+    from genai_accel.finetune import finetune_embedder as run, FinetuneError
+    s = load_settings(settings, models__embedder=embedder)
+    try: d = run(source, out, s, split=split, epochs=epochs, lr=lr, hard_negatives=hard_negatives, progress=not as_json)
+    except FinetuneError as e: typer.echo(f"error: {e}", err=True); raise typer.Exit(2)
+    emit(d, as_json, _finetune_summary('embedder', d, Path(out)))
+
+# %% ../nbs/90_cli.ipynb #ab249ffa
+@eval_app.command('run')
+def eval_run(eval_set:Path = typer.Argument(..., help="JSONL rows {id, question, reference_answer?, relevant_doc_ids?} or a BEIR folder"),
+             candidate:Optional[list[str]] = typer.Option(None, '--candidate', '-c', help="candidate spec; repeat for a comparison"),
+             split:Optional[str] = typer.Option(None, help="BEIR qrels split (default test, else the only one)"),
+             repeats:Optional[int] = typer.Option(None, help="runs per candidate (default evaluation.repeats)"),
+             concurrency:int = typer.Option(8, help="rows in flight at once (the local generator batches them)"),
+             max_new_tokens:Optional[int] = typer.Option(None, '--max-new-tokens', help="answer length limit"),
+             out:Optional[Path] = typer.Option(None, '--out', '-o', help="folder for metrics.json, rows.jsonl and the answer cache"),
+             workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt,
+             embedder:Optional[str] = EmbedderOpt, as_json:bool = JsonOpt):
+    "Answer and score an evaluation set: quality with 95% intervals, groundedness, abstention, latency, cost, gates."
+    from genai_accel import evaluation as ev
+    s = load_settings(settings, models__embedder=embedder)
+    ws = workspace_path(s, workspace).resolve()
+    rows = ev.load_eval_set(eval_set, split=split)
+    try: cands = [ev.parse_candidate(c) for c in candidate] if candidate else None
+    except ValueError as e: raise typer.BadParameter(str(e), param_hint='--candidate') from None
+    out = Path(out) if out else ws/'evals'/eval_set.stem
+    rep = ev.evaluate(rows, cands, ws, s, repeats=repeats, out_dir=out, concurrency=concurrency,
+                      max_new_tokens=max_new_tokens, progress=not as_json)
+    gates = [g for g in ev.gate_summary(rep, s) if g['gate'] != 'safety_pass_rate']
+    d = dict(rep.to_dict(), gates=gates, gates_passed=all(g['passed'] is not False for g in gates), out=str(out))
+    lines = []
+    for c in rep.candidates:
+        m = c['metrics']
+        fmt = lambda k: '-' if m.get(k, {}).get('mean') is None else f"{m[k]['mean']:.3f}"
+        lines.append(f"{c['name']}: recall@k {fmt('recall@k')}  ndcg@k {fmt('ndcg@k')}  F1 {fmt('token_f1')}  "
+                     f"groundedness {fmt('groundedness')}  abstention {fmt('abstention_correct')}  "
+                     f"p95 {c['latency'].get('total', {}).get('p95', '-')} s  ({c['counts']['ok']}/{c['counts']['rows']} ok, "
+                     f"{c['counts']['failed']} failed)")
+    lines += [f"  gate {'pass' if g['passed'] else 'FAIL' if g['passed'] is False else 'n/a'}: {g['candidate']} {g['gate']} = "
+              f"{g['value']} (needs {g['direction']} {g['threshold']})" for g in gates]
+    emit(d, as_json, '\n'.join(lines + [f"metrics: {out/'metrics.json'}"]))
+    if not d['gates_passed']: raise typer.Exit(1)
+
 # %% ../nbs/90_cli.ipynb #5ff9ccae
 report_app = typer.Typer(help="Generate executed report notebooks (papermill) with HTML and JSON.", no_args_is_help=True)
 app.add_typer(report_app, name='report')
@@ -132,9 +216,15 @@ def _run_report(template:str, params:list[tuple[str, str]], outdir:Optional[Path
     res = run_report(template, values, outdir)
     d = dict(ok=res.ok, notebook=str(res.notebook), html=str(res.html), json=str(res.json) if res.json else None,
              error=res.error, elapsed_s=round(res.elapsed_s, 1))
+    # a report may hold gates (the evaluation report does): a failed gate fails the command like a failed cell
+    gates = json.loads(Path(res.json).read_text()).get('gates') if res.ok and res.json else None
+    failed = [g for g in gates or [] if g.get('passed') is False]
+    d['gates_failed'] = failed
     emit(d, as_json, f"{'wrote' if res.ok else 'FAILED, wrote'} {res.html}\n  notebook {res.notebook}\n  json {res.json}"
-                     + (f"\n  error: {res.error}" if res.error else ''))
-    if not res.ok: raise typer.Exit(1)
+                     + (f"\n  error: {res.error}" if res.error else '')
+                     + ''.join(f"\n  gate FAILED: {g.get('candidate', '')} {g['gate']} = {g['value']} (needs {g['direction']} "
+                               f"{g['threshold']})" for g in failed))
+    if not res.ok or failed: raise typer.Exit(1)
 
 def report_pairs(args:list[str])->list[tuple[str, str]]:
     "The `-p NAME VALUE` pairs from the extra command-line arguments (typer has no two-value repeatable option)."
@@ -149,6 +239,12 @@ def report_pairs(args:list[str])->list[tuple[str, str]]:
 
 OutOpt = typer.Option(None, '-o', '--outdir', help="output folder (default WORKSPACE/reports/NAME)")
 _EXTRA = dict(allow_extra_args=True, ignore_unknown_options=True)
+
+@report_app.command('evaluation', context_settings=_EXTRA)
+def report_evaluation(ctx:typer.Context, outdir:Optional[Path] = OutOpt,
+                      workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Model evaluation: quality, groundedness, safety probes, gates: [-p eval_set FILE] [-p candidates 'hybrid;bm25'] [-p NAME VALUE]..."
+    _run_report('evaluation', report_pairs(ctx.args), outdir, workspace, settings, as_json)
 
 @report_app.command('readiness', context_settings=_EXTRA)
 def report_readiness(ctx:typer.Context, outdir:Optional[Path] = OutOpt,
@@ -215,9 +311,10 @@ def main():
     from genai_accel.generation import GeneratorError
     from genai_accel.prompts import PromptError
     from genai_accel.rag import RAGError
+    from genai_accel.evaluation import EvalSetError
     try:
         app()
     except (SettingsError, ModelNotFound, SearchError, DatasetError, ReportError, GeneratorError, PromptError, RAGError,
-            FileNotFoundError) as e:
+            EvalSetError, FileNotFoundError) as e:
         typer.echo(f"error: {e}", err=True)
         raise SystemExit(2)

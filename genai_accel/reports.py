@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['REPORTS', 'KERNEL_NAME', 'ReportError', 'templates_dir', 'resolve_template', 'report_parameters',
+__all__ = ['REPORTS', 'JSON_NAMES', 'KERNEL_NAME', 'ReportError', 'templates_dir', 'resolve_template', 'report_parameters',
            'parse_report_params', 'report_kernel', 'offline_html', 'notebook_html', 'summarise_scores', 'ReportResult',
            'run_report']
 
 # %% ../nbs/30_reports.ipynb #95ae50a9
 REPORTS = {'readiness_assessment': 'readiness', 'model_evaluation': 'evaluation'}
+# the JSON each report writes next to its HTML (default: <short name>.json)
+JSON_NAMES = {'evaluation': 'metrics.json'}
 
 class ReportError(ValueError):
     "A report that cannot be run as asked; the message says which template or parameter and what to do."
@@ -202,7 +204,7 @@ def run_report(template:str|Path, # report name (readiness_assessment, readiness
     path, short = resolve_template(template)
     params = parse_report_params(path, params or {})
     out = Path(outdir).expanduser().resolve(); out.mkdir(parents=True, exist_ok=True)
-    nb_out, html_out, json_out = out/f'{short}.ipynb', out/f'{short}.html', out/f'{short}.json'
+    nb_out, html_out, json_out = out/f'{short}.ipynb', out/f'{short}.html', out/JSON_NAMES.get(short, f'{short}.json')
     declared = report_parameters(path)
     if 'output_json' in declared: params.setdefault('output_json', str(json_out))
     expected_json = Path(params['output_json']) if 'output_json' in params else None
