@@ -275,7 +275,7 @@ DEMO_QUERIES = ['How do I define a function with default argument values?',
 @app.command()
 def demo(workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt,
          report:bool = typer.Option(True, help="end by writing the readiness report")):
-    "End to end on the bundled sample corpus: ingest, search, answer with citations, readiness report."
+    "End to end on the bundled sample corpus: ingest, search, answer with citations, readiness and evaluation reports."
     from genai_accel.ingest import ingest as run, write_sample_corpus
     from genai_accel.index import KnowledgeBase
     from genai_accel.rag import Assistant, demo_questions, render_answer_text
@@ -299,6 +299,17 @@ def demo(workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = Sett
         typer.echo("\n== readiness report (data and this machine)")
         res = run_report('readiness', dict(data_path=str(corpus), workspace=str(ws), quick=True), ws/'reports'/'readiness')
         typer.echo(f"{'readiness report' if res.ok else 'readiness report FAILED'}: {res.html}")
+        if not res.ok: raise typer.Exit(1)
+        typer.echo("\n== model evaluation report (questions generated from the corpus, safety probes, gates)")
+        res = run_report('evaluation', dict(workspace=str(ws), synthetic_questions=6, repeats=1, max_new_tokens=96),
+                         ws/'reports'/'evaluation')
+        if res.ok:
+            gates = json.loads(Path(res.json).read_text())['gates']
+            for g in gates:
+                verdict = 'pass' if g['passed'] else 'FAIL' if g['passed'] is False else 'n/a'
+                typer.echo(f"  gate {verdict:4} {g['gate']} = {g['value']} (needs {g['direction']} {g['threshold']})")
+            # failing gates are the report's finding about the small default model, not a failure of the demo
+        typer.echo(f"{'model evaluation report' if res.ok else 'model evaluation report FAILED'}: {res.html}")
         if not res.ok: raise typer.Exit(1)
 
 # %% ../nbs/90_cli.ipynb #269fde31

@@ -168,5 +168,10 @@ def test_demo_end_to_end(tmp_path):
     assert m and int(m.group(1)) >= 75, out[-2000:]
     assert 'The answer is not in the provided documents' in out  # the off-corpus question abstains
     assert 'def' in out  # the function-definition search finds the `def` topic
-    html = [l for l in out.splitlines() if l.strip().endswith('.html')]
-    assert html and Path(html[-1].split()[-1]).exists(), out[-2000:]
+    html = {l.split(':')[0]: Path(l.split()[-1]) for l in out.splitlines() if l.strip().endswith('.html')}
+    assert set(html) == {'readiness report', 'model evaluation report'}, out[-2000:]
+    assert all(p.exists() for p in html.values())
+    metrics = json.loads((html['model evaluation report'].parent/'metrics.json').read_text())
+    gates = re.findall(r'gate (pass|FAIL|n/a)\s+(\w+) = ', out)
+    assert [g for _, g in gates] == [g['gate'] for g in metrics['gates']]
+    assert [v == 'pass' for v, _ in gates] == [g['passed'] is True for g in metrics['gates']]

@@ -85,7 +85,7 @@ def test_report_evaluation(workspace, tmp_path):
     assert {'direct_injection', 'indirect_injection', 'leakage', 'pii', 'bias', 'toxicity'} <= set(fams)
     html = (out/'evaluation.html').read_text()
     assert 'Model evaluation' in html and 'Gates' in html and 'data:image/png;base64' in html
-    assert not re.search(r'<div[^>]*class="[^"]*jp-InputArea', html)  # no code cells
+    assert 'ev.evaluate(' not in html and 'run_safety_probes(' not in html  # no code cells: template source is absent
     # the same run with thresholds every configuration meets exits 0 (answers come from the cache)
     ok = run_cli('report', 'evaluation', '--workspace', ws, '-p', 'synthetic_questions', '3', '-p', 'repeats', '2',
                  '-p', 'max_new_tokens', '48', '-p', 'safety', 'false', '-p', 'gate_recall_at_k', '0',
