@@ -122,13 +122,15 @@ finetune_app = typer.Typer(help="Fine-tune the generator (LoRA) or the embedder,
 app.add_typer(finetune_app, name='finetune')
 
 def _finetune_summary(kind:str, d:dict, out:Path)->str:
-    best = d.get('best_epoch')
     lines = [f"{kind} fine-tuned: run folder {out}",
-             f"  train {d.get('n_train')} / validation {d.get('n_val')}; best epoch {best}"
-             + (" (stopped early)" if d.get('stopped_early') else '')]
-    for k in ('val_metric_before', 'val_metric_after', 'val_ndcg_before', 'val_ndcg_after'):
-        if d.get(k) is not None: lines.append(f"  {k.replace('_', ' ')}: {d[k]:.4f}")
-    if d.get('overfit_warning'): lines.append(f"  warning: {d['overfit_warning']}")
+             f"  train {d.get('n_train')} / validation {d.get('n_val')}; {d.get('epochs_run')} epoch(s), best epoch "
+             f"{d.get('best_epoch')}" + (" (stopped early)" if d.get('stopped_early') else '')]
+    if d.get('best_val_loss') is not None: lines.append(f"  best validation loss {d['best_val_loss']:.4f}")
+    if d.get('base_val_ndcg10') is not None:
+        lines.append(f"  validation nDCG@10: base {d['base_val_ndcg10']:.4f} -> tuned {d['best_val_ndcg10']:.4f}")
+    vm = d.get('val_metric')
+    if vm: lines.append(f"  validation {vm['name']}: base {vm['base']:.4f} -> tuned {vm['tuned']:.4f} ({vm['n']} pairs)")
+    for sign in d.get('overfit_signs') or []: lines.append(f"  warning, possible overfitting: {sign}")
     use = (f"use it with --embedder {out/'model'}" if kind == 'embedder'
            else f"use it with GENAI_ACCEL_MODELS_GENERATOR_ADAPTER={out/'adapter'}")
     return '\n'.join(lines + ['  ' + use])
@@ -141,10 +143,9 @@ def finetune_generator(pairs:Path = typer.Argument(..., help="JSONL of {prompt, 
                        metric:Optional[str] = typer.Option(None, help="validation task metric: exact (exact match of greedy answers)"),
                        settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
     "LoRA fine-tuning of the local generator; the adapter loads back with models.generator_adapter."
-    from genai_accel.finetune import finetune_generator as run, FinetuneError
+    from genai_accel.finetune import finetune_generator as run
     s = load_settings(settings)
-    try: d = run(pairs, out, s, epochs=epochs, lr=lr, metric=metric, progress=not as_json)
-    except FinetuneError as e: typer.echo(f"error: {e}", err=True); raise typer.Exit(2)
+    d = run(pairs, out, s, epochs=epochs, lr=lr, metric=metric, progress=not as_json)
     emit(d, as_json, _finetune_summary('generator', d, Path(out)))
 
 @finetune_app.command('embedder')
@@ -157,10 +158,9 @@ def finetune_embedder(source:Path = typer.Argument(..., help="JSONL of {query, p
                       embedder:Optional[str] = typer.Option(None, '--embedder', help="base embedder directory (default models.embedder)"),
                       settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
     "Fine-tune the embedder with mined hard negatives; use the result with --embedder DIR/model."
-    from genai_accel.finetune import finetune_embedder as run, FinetuneError
+    from genai_accel.finetune import finetune_embedder as run
     s = load_settings(settings, models__embedder=embedder)
-    try: d = run(source, out, s, split=split, epochs=epochs, lr=lr, hard_negatives=hard_negatives, progress=not as_json)
-    except FinetuneError as e: typer.echo(f"error: {e}", err=True); raise typer.Exit(2)
+    d = run(source, out, s, split=split, epochs=epochs, lr=lr, hard_negatives=hard_negatives, progress=not as_json)
     emit(d, as_json, _finetune_summary('embedder', d, Path(out)))
 
 # %% ../nbs/90_cli.ipynb #ab249ffa
@@ -323,9 +323,10 @@ def main():
     from genai_accel.prompts import PromptError
     from genai_accel.rag import RAGError
     from genai_accel.evaluation import EvalSetError
+    from genai_accel.finetune import FinetuneError
     try:
         app()
     except (SettingsError, ModelNotFound, SearchError, DatasetError, ReportError, GeneratorError, PromptError, RAGError,
-            EvalSetError, FileNotFoundError) as e:
+            EvalSetError, FinetuneError, FileNotFoundError) as e:
         typer.echo(f"error: {e}", err=True)
         raise SystemExit(2)
