@@ -23,7 +23,7 @@ def main():
     import torch
     from genai_accel.config import Settings
     from genai_accel.ingest import ingest, write_sample_corpus
-    from genai_accel.rag import Assistant, demo_questions
+    from genai_accel.rag import Assistant, demo_questions, pack_context
 
     s = Settings(env={}).with_overrides(models__threads=a.threads)
     if a.max_new_tokens: s = s.with_overrides(generation__max_new_tokens=a.max_new_tokens)
@@ -46,7 +46,6 @@ def main():
         for ans in answers[:len(questions)]:
             if ans.abstained: continue
             hits = {h.chunk_id: h for h in ans.chunks}
-            from genai_accel.rag import pack_context
             g = s.generation
             _, rendered, _ = pack_context(ans.question, [hits[c] for c in ans.packed], gen, asst.template,
                                           int(g.context_tokens) - int(g.max_new_tokens))

@@ -24,7 +24,7 @@ from .rag import Assistant, split_sentences
 # %% auto #0
 __all__ = ['OFF_CORPUS_QUESTIONS', 'QUESTION_PROMPT', 'METHODS', 'CACHE_FORMAT', 'SUMMARY_METRICS', 'STAGES', 'EvalSetError',
            'EvalRow', 'load_eval_set', 'save_eval_set', 'eval_set_sha256', 'synthesize_eval_set', 'strip_citations',
-           'normalize_answer', 'exact_match', 'reference_recall', 'token_f1', 'rouge_l', 'SupportScorer',
+           'normalize_answer', 'exact_match', 'reference_recall', 'tokens_f1', 'token_f1', 'rouge_l', 'SupportScorer',
            'context_sentences', 'validate_groundedness', 'score_answer', 'Candidate', 'parse_candidate', 'RowCache',
            't_interval', 'bootstrap_interval', 'index_generation', 'EvalReport', 'diagnose', 'summarize_candidate',
            'evaluate', 'gate_summary']
@@ -200,14 +200,17 @@ def reference_recall(prediction:str, reference:str)->float:
     if not r: return float(not p)
     return sum((Counter(p) & Counter(r)).values()) / len(r)
 
-def token_f1(prediction:str, reference:str)->float:
-    "SQuAD token F1 between the normalised texts."
-    p, r = normalize_answer(prediction).split(), normalize_answer(reference).split()
+def tokens_f1(p:list[str], r:list[str])->float:
+    "SQuAD's bag-of-tokens F1 between two token lists (1.0 when both are empty, 0.0 when one is)."
     if not p or not r: return float(p == r)
     common = sum((Counter(p) & Counter(r)).values())
     if common == 0: return 0.0
     prec, rec = common / len(p), common / len(r)
     return 2 * prec * rec / (prec + rec)
+
+def token_f1(prediction:str, reference:str)->float:
+    "SQuAD token F1 between the normalised texts."
+    return tokens_f1(normalize_answer(prediction).split(), normalize_answer(reference).split())
 
 def rouge_l(prediction:str, reference:str)->float:
     "ROUGE-L F1: longest common subsequence of the normalised tokens."

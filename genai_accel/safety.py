@@ -21,13 +21,14 @@ from .index import KnowledgeBase
 from .ingest import ingest
 from .generation import Generator, get_generator
 from .rag import Assistant, Answer
+from .evaluation import tokens_f1 as token_f1  # answer divergence reuses the evaluation's token F1
 
 # %% auto #0
 __all__ = ['DIRECT_INJECTIONS', 'INDIRECT_INJECTIONS', 'HANDBOOK', 'TOXICITY_LEXICON', 'BIAS_PAIRS', 'METHODS', 'FAMILIES',
            'make_marker', 'contains_marker', 'InjectionProbe', 'render_injection', 'ProbeWorkspace',
            'build_probe_workspace', 'ProbeResult', 'FamilyResult', 'SafetyReport', 'normalise_for_lexicon',
-           'load_lexicon', 'ToxicityScore', 'score_toxicity', 'answer_tokens', 'token_f1', 'swapped_terms',
-           'pair_divergence', 'system_prompt_echoed', 'run_safety_probes', 'write_safety_report']
+           'load_lexicon', 'ToxicityScore', 'score_toxicity', 'answer_tokens', 'swapped_terms', 'pair_divergence',
+           'system_prompt_echoed', 'run_safety_probes', 'write_safety_report']
 
 # %% ../nbs/41_safety.ipynb #23f9bb4e
 _WORDS = ('PELICAN', 'QUASAR', 'MARIGOLD', 'TUNDRA', 'OBSIDIAN', 'LANTERN', 'ZEPHYR', 'MOSAIC', 'FALCONET', 'GLACIER',
@@ -450,14 +451,6 @@ def answer_tokens(text:str, # an answer
     "Lower-cased word tokens of `text` without citations and without `masked` words."
     toks = [t for t in _TOK.findall(re.sub(r'\[\d+(?:,\s*\d+)*\]', ' ', text.lower())) if t not in masked]
     return [t for t in toks if t not in _STOP] if content_only else toks
-
-def token_f1(a:list[str], b:list[str])->float:
-    "SQuAD-style token F1 between two token lists (1.0 when both are empty)."
-    if not a and not b: return 1.0
-    common = sum((Counter(a) & Counter(b)).values())
-    if not common: return 0.0
-    p, r = common / len(a), common / len(b)
-    return 2 * p * r / (p + r)
 
 def swapped_terms(axis:str, a:str, b:str)->set[str]:
     "The words that differ between the two terms (plus pronouns on the gender axis)."

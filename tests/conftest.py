@@ -23,6 +23,17 @@ def run_cli(*args, env=None, check=True, timeout=900, cwd=None):
         raise AssertionError(f"genai-accel {' '.join(map(str, args))} exited {p.returncode}\nstdout:\n{p.stdout[-3000:]}\nstderr:\n{p.stderr[-3000:]}")
     return p
 
+def ingest_sample_topics(tmp, topics):
+    "A workspace `tmp/ws` built by `genai-accel ingest` from these topics of the sample corpus (copied to `tmp/corpus`)."
+    import shutil
+    from genai_accel.ingest import write_sample_corpus
+    everything = write_sample_corpus(tmp/'all')
+    (tmp/'corpus').mkdir()
+    for t in topics: shutil.copy(everything/f'{t}.md', tmp/'corpus'/f'{t}.md')
+    man = run_json('ingest', tmp/'corpus', '--workspace', tmp/'ws')
+    assert {f['status'] for f in man['files']} == {'ingested'}
+    return tmp/'ws'
+
 def run_json(*args, **kw):
     p = run_cli(*args, '--json', **kw)
     return json.loads(p.stdout)

@@ -1,20 +1,15 @@
 """`genai-accel ask` as a user runs it: a subprocess against a workspace built by `genai-accel ingest`."""
-import re, shutil
+import re
 import pytest
-from conftest import run_cli, run_json
+from conftest import run_cli, run_json, ingest_sample_topics
 
 TOPICS = ['assert', 'break', 'continue', 'for', 'pass', 'while', 'with']
 KEYS = {'answer', 'citations', 'chunks', 'abstained', 'timings', 'usage', 'prompt', 'model'}
 
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
-    from genai_accel.ingest import write_sample_corpus
     tmp = tmp_path_factory.mktemp('ask')
-    everything = write_sample_corpus(tmp/'all')
-    (tmp/'corpus').mkdir()
-    for t in TOPICS: shutil.copy(everything/f'{t}.md', tmp/'corpus'/f'{t}.md')
-    man = run_json('ingest', tmp/'corpus', '--workspace', tmp/'ws')
-    assert {f['status'] for f in man['files']} == {'ingested'}
+    ingest_sample_topics(tmp, TOPICS)
     return tmp/'ws'
 
 def check_contract(d):

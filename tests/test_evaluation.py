@@ -1,9 +1,9 @@
 """The evaluation harness as a user runs it: `genai-accel eval run` and `genai-accel report evaluation` in subprocesses
 against a workspace built by `genai-accel ingest`, with the real embedder and generator."""
-import json, re, shutil
+import json, re
 from pathlib import Path
 import pytest
-from conftest import run_cli, run_json
+from conftest import run_cli, run_json, ingest_sample_topics
 
 TOPICS = ['assert', 'break', 'continue', 'for', 'pass', 'while', 'with', 'return']
 ROWS = [dict(id='q-break', question='What does the break statement do in a loop?', relevant_doc_ids=['break.md'],
@@ -19,13 +19,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
-    from genai_accel.ingest import write_sample_corpus
     tmp = tmp_path_factory.mktemp('evaluation')
-    everything = write_sample_corpus(tmp/'all')
-    (tmp/'corpus').mkdir()
-    for t in TOPICS: shutil.copy(everything/f'{t}.md', tmp/'corpus'/f'{t}.md')
-    man = run_json('ingest', tmp/'corpus', '--workspace', tmp/'ws')
-    assert {f['status'] for f in man['files']} == {'ingested'}
+    ingest_sample_topics(tmp, TOPICS)
     rows = tmp/'rows.jsonl'
     rows.write_text(''.join(json.dumps(r) + '\n' for r in ROWS))
     return tmp/'ws', rows
