@@ -6,7 +6,7 @@ Docs: https://github.com/genai-accel/genai_accel/generation.html.md"""
 
 # %% ../nbs/10_generation.ipynb #bc14e6cf
 from __future__ import annotations
-import atexit, importlib.metadata, json, os, queue, random, re, socket, threading, time, urllib.error, urllib.request
+import atexit, functools, importlib.metadata, json, os, queue, random, re, socket, threading, time, urllib.error, urllib.request
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -220,11 +220,61 @@ def load_generator_model(path:Path|str, # model folder or hub id
                                                      "models.generator_adapter") from None
             model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
         model.eval()
+        _column_major_weights(model)
         if tok.pad_token_id is None: tok.pad_token = tok.eos_token
         _LOADED[key] = (tok, model)
         return tok, model
 
+def _column_major_weights(model):
+    "Store every Linear weight column-major, for inference: same values, faster matrix products on CPU."
+    # nn.Linear computes x @ W.T with W row-major [out, in], which MKL runs as a transposed GEMM; for the skinny
+    # products of decoding (a few rows of x) its no-transpose kernel is faster. A transposed view of a contiguous
+    # [in, out] copy hands it exactly that. Measured on SmolLM2-135M, 2 threads: decode steps 4% / 6% / 14% faster
+    # at batch 1 / 8 / 16. A tied output layer keeps sharing one copy with the input embedding.
+    import torch
+    new = {}
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear) and m.weight.is_contiguous():
+            w = m.weight
+            if id(w) not in new: new[id(w)] = torch.nn.Parameter(w.detach().t().contiguous().t(), requires_grad=False)
+            m.weight = new[id(w)]
+    emb = model.get_input_embeddings()
+    if emb is not None and id(emb.weight) in new: emb.weight = new[id(emb.weight)]
+
 # %% ../nbs/10_generation.ipynb #cad99c86
+@functools.cache
+def _growing_layer_class():
+    from transformers.cache_utils import DynamicLayer
+    class GrowingLayer(DynamicLayer):
+        "One layer's KV cache in a buffer with spare columns: a decode step writes its new column in place."
+        # transformers' DynamicLayer concatenates (copies the whole cache of the layer) at every step: 9% of a
+        # decode step at batch 8. Here the buffer doubles when full, and `keys`/`values` are views of its filled part.
+        def __init__(self, keys, values): super().__init__(); self.fill(keys, values)
+        def fill(self, keys, values, room:int=64):
+            "Hold `keys`, `values` ([batch, heads, length, dim]) with `room` free columns after them."
+            b, h, n, _ = keys.shape
+            self._k = keys.new_empty(b, h, n + room, keys.shape[-1])
+            self._v = values.new_empty(b, h, n + room, values.shape[-1])
+            self._k[:, :, :n], self._v[:, :, :n] = keys, values
+            self.n, self.device, self.is_initialized = n, keys.device, True
+            self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
+        def update(self, key_states, value_states, *args, **kwargs):
+            q = key_states.shape[-2]
+            if self.n + q > self._k.shape[2]: self.fill(self.keys, self.values, room=max(64, self.n, q))
+            self._k[:, :, self.n:self.n + q], self._v[:, :, self.n:self.n + q] = key_states, value_states
+            self.n += q
+            self.keys, self.values = self._k[:, :, :self.n], self._v[:, :, :self.n]
+            return self.keys, self.values
+        def get_seq_length(self)->int: return self.n
+    return GrowingLayer
+
+def _growing_cache(kv):
+    "A transformers cache holding `kv` ([(keys, values)] per layer) in growing buffers."
+    from transformers import DynamicCache
+    cache = DynamicCache()
+    cache.layers = [_growing_layer_class()(k, v) for k, v in kv]
+    return cache
+
 class _Sequence:
     "One request in flight in the scheduler."
     def __init__(self, req, ids, on_text, cancelled, eos):
@@ -334,7 +384,7 @@ class DecodeScheduler:
                   for l, (k, v) in zip(self.cache.layers, kv)]
             mask = torch.cat([torch.nn.functional.pad(self.mask, (max(0, n_new - n_old), 0)),
                               torch.nn.functional.pad(mask, (max(0, n_old - n_new), 0))])
-        self.cache, self.mask = DynamicCache(ddp_cache_data=kv), mask
+        self.cache, self.mask = _growing_cache(kv), mask
         self.running += [seqs[i] for i in keep]
 
     def _step(self):
@@ -355,7 +405,7 @@ class DecodeScheduler:
             idx = torch.tensor(keep)
             self.mask = self.mask[idx]
             first = int(self.mask.any(0).long().argmax())  # columns left of this are padding for everyone left
-            for l in self.cache.layers: l.keys, l.values = l.keys[idx, :, first:], l.values[idx, :, first:]
+            for l in self.cache.layers: l.fill(l.keys[idx, :, first:], l.values[idx, :, first:])
             self.mask = self.mask[:, first:]
 
     def _choose(self, s, logits)->int:

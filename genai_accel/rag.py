@@ -18,8 +18,8 @@ from .generation import Generator, GeneratorError, get_generator
 
 # %% auto #0
 __all__ = ['INJECTION_PATTERNS', 'InjectionFlag', 'scan_injection', 'Citation', 'Answer', 'split_sentences', 'parse_citations',
-           'tidy_answer', 'attribute_sentences', 'RAGError', 'source_entry', 'pack_context', 'Assistant',
-           'render_answer_text', 'render_answer_html', 'Playground', 'demo_questions']
+           'tidy_answer', 'echoes_prompt', 'attribute_sentences', 'RAGError', 'source_entry', 'pack_context',
+           'Assistant', 'render_answer_text', 'render_answer_html', 'Playground', 'demo_questions']
 
 # %% ../nbs/12_rag.ipynb #fdc8a705
 INJECTION_PATTERNS: dict[str, str] = {
@@ -176,6 +176,15 @@ def tidy_answer(text:str, # the model's answer
         if last > 0: text, removed = text[:last + 1].rstrip(), removed + 1
     return text, removed
 
+# %% ../nbs/12_rag.ipynb #2acc8e8a
+def echoes_prompt(text:str, # the model's answer
+                  prompt:str, # the instructions it was given
+                  n:int=8, # words in a run
+                 )->bool:
+    "Does `text` repeat `n` consecutive words of `prompt`?"
+    grams = lambda ws: {tuple(ws[i:i + n]) for i in range(len(ws) - n + 1)}
+    return bool(grams(_WORD.findall(text.lower())) & grams(_WORD.findall(prompt.lower())))
+
 # %% ../nbs/12_rag.ipynb #2b36db93
 def attribute_sentences(sentences:list[str], # answer sentences without a citation
                         sources:list[str], # texts of the packed sources; sources[i] is [i+1]
@@ -309,7 +318,9 @@ class Assistant:
         timings['generate'] = time.perf_counter() - t
         if 'ttft_s' in gen.timings: timings['ttft'] = gen.timings['ttft_s']
         ans.update(usage=dict(prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens), finish_reason=gen.finish_reason)
-        if NOT_IN_DOCUMENTS in gen.text.lower(): return done(self._abstain_text(), 'model')
+        system = ' '.join(m['content'] for m in rendered.messages if m.get('role') == 'system')
+        if NOT_IN_DOCUMENTS in gen.text.lower() and not echoes_prompt(gen.text, system):
+            return done(self._abstain_text(), 'model')
         model_text, pii = redact_with_settings(gen.text.strip(), self.settings)
         text, removed = tidy_answer(model_text, cut=gen.finish_reason == 'length')
         text, cited, dropped = parse_citations(text, len(packed))
