@@ -17,7 +17,7 @@ __all__ = ['DEFAULTS', 'SettingsError', 'parse_value', 'find_settings_file', 'Se
 DEFAULTS: dict[str, dict] = {
     'workspace': dict(path='workspace', default_collection='default', default_groups=['public']),
     'models': dict(embedder='default', generator='default', generator_gguf_file='SmolLM2-135M-Instruct.Q4_1.gguf',
-                   generator_adapter='', allow_hub=False, embed_precision='auto', embed_batch_size=32, max_seq_length=256, threads=0),
+                   generator_adapter='', allow_hub=False, convert_cache='auto', embed_precision='auto', embed_batch_size=32, max_seq_length=256, threads=0),
     'ingest': dict(include=['*'], exclude=['.git/*', '*/.git/*', '__pycache__/*', '*/__pycache__/*', '*.pyc',
                                            '.DS_Store', '*/.DS_Store'],
                    max_file_mb=20, id_column='id', text_columns=['text'], title_column='title',

@@ -241,10 +241,9 @@ def finetune_generator(pairs:str|Path, # JSONL with one {"prompt": ..., "respons
     train, val = split_rows(rows, f.val_fraction, f.seed)
     import torch
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
     from tqdm.auto import tqdm
-    from genai_accel.generation import resolve_generator_path, GeneratorError
+    from genai_accel.generation import resolve_generator_path, load_causal_lm
     from genai_accel.models import set_threads
     set_threads(s)
     # bf16 autocast measured no faster than fp32 for LoRA steps on SmolLM2-135M here: only an explicit bf16 uses it
@@ -261,12 +260,7 @@ def finetune_generator(pairs:str|Path, # JSONL with one {"prompt": ..., "respons
     run = RunRecord(out, config)
     _seed_everything(f.seed)
     hf_logging.disable_progress_bar()
-    kw = dict(gguf_file=gguf, local_files_only=not s.models.allow_hub)
-    try:
-        tok = AutoTokenizer.from_pretrained(str(path), **kw)
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, **kw)
-    except (OSError, ValueError) as e:
-        raise GeneratorError(f"could not load the generator from {base_id}: {e}; check models.generator") from e
+    tok, model = load_causal_lm(path, gguf, s.models.allow_hub, s.models.convert_cache)  # its own copy, to train
     if tok.pad_token_id is None: tok.pad_token = tok.eos_token
     try:
         model = get_peft_model(model, LoraConfig(r=f.lora_r, lora_alpha=f.lora_alpha, lora_dropout=f.lora_dropout,

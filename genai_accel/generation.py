@@ -6,7 +6,7 @@ Docs: https://github.com/genai-accel/genai_accel/generation.html.md"""
 
 # %% ../nbs/10_generation.ipynb #bc14e6cf
 from __future__ import annotations
-import atexit, functools, importlib.metadata, json, os, queue, random, re, socket, threading, time, urllib.error, urllib.request
+import atexit, functools, importlib.metadata, json, os, queue, random, re, socket, threading, time, urllib.error, urllib.request, warnings
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,8 +16,8 @@ from .config import Settings
 
 # %% auto #0
 __all__ = ['GeneratorError', 'resolve_generator_path', 'Generation', 'GenerationRequest', 'as_messages', 'GenerationStream',
-           'Generator', 'StopScanner', 'load_generator_model', 'DecodeScheduler', 'LocalGenerator',
-           'OpenAICompatibleGenerator', 'get_generator']
+           'Generator', 'StopScanner', 'convert_cache_dir', 'load_causal_lm', 'load_generator_model', 'DecodeScheduler',
+           'LocalGenerator', 'OpenAICompatibleGenerator', 'get_generator']
 
 # %% ../nbs/10_generation.ipynb #b90d94bc
 class GeneratorError(RuntimeError):
@@ -192,28 +192,86 @@ class StopScanner:
 _LOADED: dict = {}
 _LOAD_LOCK = threading.Lock()
 
+def convert_cache_dir(value:str|Path|None, # models.convert_cache: auto, a folder, or off/empty
+                     )->Path|None:
+    "The folder for converted GGUF models, or None when the cache is off."
+    v = str(value or '').strip()
+    if v.lower() in ('', 'off', 'none', 'false', '0'): return None
+    if v.lower() == 'auto': return Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'genai_accel'/'models'
+    return Path(v).expanduser()
+
+def _converted_path(path, gguf_file, cache:Path|None)->Path|None:
+    "Where the fp32 conversion of `path/gguf_file` is kept (None: no cache, or no local GGUF file)."
+    if cache is None or not gguf_file: return None
+    f = Path(path).expanduser()/gguf_file
+    if not f.is_file(): return None
+    import hashlib, transformers
+    st = f.stat()
+    key = hashlib.sha256(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}|{transformers.__version__}".encode()).hexdigest()[:16]
+    return cache/f"{f.stem}-{key}"
+
+def load_causal_lm(path:Path|str, # model folder or hub id
+                   gguf_file:str|None=None, # GGUF file inside `path`, None for a transformers folder
+                   allow_hub:bool=False, # may files be downloaded
+                   convert_cache:str|Path|None=None, # models.convert_cache
+                  ):
+    "A fresh (tokenizer, fp32 causal LM), from the conversion cache when a GGUF file was converted before."
+    import torch
+    from transformers import AutoTokenizer, AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()
+    done = _converted_path(path, gguf_file, convert_cache_dir(convert_cache))
+    if done is not None and (done/'model.safetensors').is_file():
+        try:
+            return (AutoTokenizer.from_pretrained(str(done), local_files_only=True),
+                    AutoModelForCausalLM.from_pretrained(str(done), dtype=torch.float32, local_files_only=True))
+        except (OSError, ValueError) as e:
+            warnings.warn(f"the converted model in {done} did not load ({e}); converting {gguf_file} again")
+    kw = dict(gguf_file=gguf_file, local_files_only=not allow_hub)
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path), **kw)
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, **kw)
+    except (OSError, ValueError) as e:
+        raise GeneratorError(f"could not load the generator from {path}{' / ' + gguf_file if gguf_file else ''}: {e}; "
+                             "check models.generator and models.generator_gguf_file") from e
+    if done is not None: _keep_conversion(tok, model, done)
+    return tok, model
+
+def _keep_conversion(tok, model, dest:Path):
+    "Save the converted model to `dest` atomically; a full disk or a read-only cache only costs the speed-up."
+    import shutil
+    # transformers marks a model read from GGUF as quantized and refuses to save it; once every weight is a plain
+    # float tensor (the dequantised fp32 model) the mark is all that stops it, so it is lifted for the save only
+    if not all(t.is_floating_point() for t in model.state_dict().values()): return  # weights still in GGUF blocks
+    tmp = dest.with_name(f"{dest.name}.tmp{os.getpid()}")
+    quantizer, qconfig = getattr(model, 'hf_quantizer', None), model.config.__dict__.pop('quantization_config', None)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        model.hf_quantizer = None
+        model.save_pretrained(str(tmp), safe_serialization=True); tok.save_pretrained(str(tmp))
+        os.replace(tmp, dest)  # another process may have finished first: then its copy stays
+    except OSError as e:
+        if not (dest/'model.safetensors').is_file():
+            warnings.warn(f"could not keep the converted generator in {dest} ({e}): every load will convert the GGUF "
+                          "file again; free space there, or set models.convert_cache to another folder or off")
+    finally:
+        model.hf_quantizer = quantizer
+        if qconfig is not None: model.config.quantization_config = qconfig
+        shutil.rmtree(tmp, ignore_errors=True)
+
 def load_generator_model(path:Path|str, # model folder or hub id
                          gguf_file:str|None=None, # GGUF file inside `path`, None for a transformers folder
                          adapter:str|Path|None=None, # peft LoRA adapter folder
                          allow_hub:bool=False, # may files be downloaded
+                         convert_cache:str|Path|None=None, # models.convert_cache: folder for converted GGUF models
                         ):
-    "(tokenizer, model), loaded once per process and cached by path, file and adapter."
+    "(tokenizer, model) for inference, loaded once per process and cached by path, file and adapter."
     key = (str(path), gguf_file, str(adapter) if adapter else None)
     with _LOAD_LOCK:
         if key in _LOADED: return _LOADED[key]
         if adapter and not (Path(adapter).expanduser()/'adapter_config.json').is_file():
             raise GeneratorError(f"{adapter} is not a peft adapter folder (no adapter_config.json): fix models.generator_adapter")
-        import torch
-        from transformers import AutoTokenizer, AutoModelForCausalLM
-        from transformers.utils import logging as hf_logging
-        hf_logging.disable_progress_bar()
-        kw = dict(gguf_file=gguf_file, local_files_only=not allow_hub)
-        try:
-            tok = AutoTokenizer.from_pretrained(str(path), **kw)
-            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, **kw)
-        except (OSError, ValueError) as e:
-            raise GeneratorError(f"could not load the generator from {path}{' / ' + gguf_file if gguf_file else ''}: {e}; "
-                                 "check models.generator and models.generator_gguf_file") from e
+        tok, model = load_causal_lm(path, gguf_file, allow_hub, convert_cache)
         if adapter:
             try: from peft import PeftModel
             except ImportError: raise GeneratorError("loading a LoRA adapter needs peft: `pip install peft`, or clear "
@@ -457,7 +515,7 @@ class LocalGenerator(Generator):
         if m.threads > 0:
             import torch; torch.set_num_threads(m.threads)
         self.path, self.gguf_file, self.adapter = path, gguf_file, adapter
-        self.tok, self.model = load_generator_model(path, gguf_file, adapter, m.allow_hub)
+        self.tok, self.model = load_generator_model(path, gguf_file, adapter, m.allow_hub, m.convert_cache)
         self._model_id = (gguf_file.removesuffix('.gguf') if gguf_file else Path(str(path)).name) + \
                          (f"+{Path(adapter).name}" if adapter else '')
         with _LOAD_LOCK:  # one decoding loop per model, so everything using it batches together

@@ -137,7 +137,8 @@ def load_generator(settings:Settings, # models.* and generation.backend
     from genai_accel.generation import load_generator_model, resolve_generator_path
     if settings.generation.backend.strip().lower() != 'local': return None
     path, gguf = resolve_generator_path(settings)
-    return load_generator_model(path, gguf, settings.models.generator_adapter or None, settings.models.allow_hub)
+    m = settings.models
+    return load_generator_model(path, gguf, m.generator_adapter or None, m.allow_hub, m.convert_cache)
 
 # %% ../nbs/21_infrastructure.ipynb #afcbe4eb
 _SENTENCES = [
