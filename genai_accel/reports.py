@@ -24,8 +24,12 @@ class ReportError(ValueError):
     "A report that cannot be run as asked; the message says which template or parameter and what to do."
 
 def templates_dir()->Path:
-    "The folder holding the report templates (`nbs/reports` of the repository checkout)."
-    return Path(__file__).resolve().parent.parent/'nbs'/'reports'
+    "The folder holding the report templates: the package `genai_accel.report_templates` (the repository's `nbs/reports`)."
+    try:
+        from genai_accel import report_templates
+        return Path(report_templates.__file__).parent
+    except ImportError:  # a checkout used without installing it
+        return Path(__file__).resolve().parent.parent/'nbs'/'reports'
 
 def resolve_template(template:str|Path, # a report name (readiness_assessment, readiness, ...) or an .ipynb path
                     )->tuple[Path, str]:
@@ -36,8 +40,8 @@ def resolve_template(template:str|Path, # a report name (readiness_assessment, r
         full = by_short.get(name, name)
         p = templates_dir()/f'{full}.ipynb'
         if not p.exists():
-            raise ReportError(f"report template {p} is missing; the templates ship in the repository's nbs/reports "
-                              "folder: install the package from a checkout with `pip install -e .`")
+            raise ReportError(f"report template {p} is missing; the templates ship in the package "
+                              "(genai_accel.report_templates, the repository's nbs/reports): reinstall genai_accel")
         return p, REPORTS[full]
     p = Path(template).expanduser()
     if p.suffix == '.ipynb' and p.is_file(): return p, p.stem

@@ -1,5 +1,5 @@
 """The project's packaging: what a fresh clone installs must match what the docs and conda file say."""
-import re, subprocess, sys, tomllib
+import os, re, subprocess, sys, tomllib, zipfile
 from pathlib import Path
 from conftest import ROOT, run_cli
 
@@ -19,3 +19,17 @@ def test_nbdev_config_lives_in_pyproject():
 def test_console_script_installed():
     p = run_cli('--help')
     assert 'ingest' in p.stdout and 'search' in p.stdout and 'eval' in p.stdout
+
+def test_wheel_ships_the_report_templates(tmp_path):
+    "A wheel (not only the editable checkout) carries nbs/reports as genai_accel.report_templates, and uses them."
+    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q', '--disable-pip-version-check', '--no-deps',
+                    '--no-build-isolation', str(ROOT), '-w', str(tmp_path)], check=True, capture_output=True)
+    whl = zipfile.ZipFile(next(tmp_path.glob('genai_accel-*.whl')))
+    for name in ('readiness_assessment', 'model_evaluation'):
+        assert f'genai_accel/report_templates/{name}.ipynb' in whl.namelist()
+    site = tmp_path/'site'; whl.extractall(site)
+    code = 'from genai_accel.reports import resolve_template; print(resolve_template("evaluation")[0])'
+    p = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True, text=True,
+                       env={**os.environ, 'PYTHONPATH': str(site)})
+    assert p.returncode == 0, p.stderr
+    assert Path(p.stdout.strip()) == site/'genai_accel'/'report_templates'/'model_evaluation.ipynb', p.stdout

@@ -1,0 +1,1 @@
+"""The papermill report templates (this folder is shipped in the package as `genai_accel.report_templates`)."""
