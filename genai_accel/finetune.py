@@ -99,14 +99,21 @@ class EarlyStopping:
             self.stop = self.bad_epochs >= self.patience
         return better
 
-def overfitting_signs(history:list[dict], # one row per epoch with train_loss and val_loss
+def overfitting_signs(history:list[dict], # one row per epoch with train_loss and val_loss (and `metric`)
                       gap:float=0.5, # validation loss above training loss by more than this is a warning
+                      metric:str|None=None, # judge by this validation metric (higher is better) instead of losses
                      )->list[str]:
     "Human-readable warnings for the epochs that show overfitting."
     signs, prev = [], None
     for row in history:
         tr, va = row.get('train_loss'), row.get('val_loss')
         if tr is None or va is None: continue
+        if metric:  # the metric fell while training loss kept falling
+            if prev is not None and row.get(metric) is not None and prev.get(metric) is not None \
+               and row[metric] < prev[metric] and tr < prev['train_loss']:
+                signs.append(f"epoch {row['epoch']}: validation {metric} fell {prev[metric]:.4f} -> {row[metric]:.4f} "
+                             f"while training loss fell {prev['train_loss']:.3f} -> {tr:.3f}")
+            prev = row; continue
         if va - tr > gap:
             signs.append(f"epoch {row['epoch']}: validation loss {va:.3f} exceeds training loss {tr:.3f} by "
                          f"{va - tr:.3f} (> finetune.overfit_gap {gap})")
@@ -566,7 +573,9 @@ def finetune_embedder(source:str|Path, # JSONL of {"query", "passage"} pairs, or
     model.load_state_dict(best_state)
     model.eval()
     model.save(str(run.out/'model'))
-    signs = overfitting_signs(run.history, f.overfit_gap)
+    # a contrastive loss depends on what else is in the batch, so train and validation losses are not comparable
+    # in absolute terms: the embedder is judged by the metric it is selected on
+    signs = overfitting_signs(run.history, metric='val_ndcg10')
     if signs:
         warnings.warn(f"possible overfitting in {run.out}: " + '; '.join(signs[:3]) + f". The model of epoch "
                       f"{stopper.best_epoch} (best validation nDCG@10) was kept.", stacklevel=2)

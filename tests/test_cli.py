@@ -72,7 +72,10 @@ def test_hostile_folder_every_file_accounted(tmp_path):
     for f in man['files']:
         assert f['status'] in ('ingested', 'unchanged') or f['reason'], f
 
-def canary_workspace(tmp_path):
+@pytest.fixture(scope='module')
+def canary_workspace(tmp_path_factory):
+    "One workspace for the three search modes (read-only for them): public notes and a board-only canary."
+    tmp_path = tmp_path_factory.mktemp('canary')
     pub = tmp_path/'public'; pub.mkdir()
     sec = tmp_path/'secret'; sec.mkdir()
     for i, topic in enumerate(['gardening tips for tomatoes', 'how to bake sourdough bread', 'cycling routes in the alps',
@@ -85,8 +88,8 @@ def canary_workspace(tmp_path):
     return ws
 
 @pytest.mark.parametrize('mode', ['dense', 'bm25', 'hybrid'])
-def test_canary_never_reaches_outsiders(tmp_path, mode):
-    ws = canary_workspace(tmp_path)
+def test_canary_never_reaches_outsiders(canary_workspace, mode):
+    ws = canary_workspace
     q = 'quarterly budget review secret merger Zephyr'
     top = run_json('search', q, '--k', 1, '--mode', mode, '--workspace', ws)['results']
     assert 'CANARY-7731' in top[0]['text'], "the canary must rank first for an unrestricted caller"
