@@ -774,7 +774,5 @@ d = { 'settings': { 'branch': 'main',
                                     'genai_accel.safety.run_safety_probes': ('safety.html#run_safety_probes', 'genai_accel/safety.py'),
                                     'genai_accel.safety.score_toxicity': ('safety.html#score_toxicity', 'genai_accel/safety.py'),
                                     'genai_accel.safety.swapped_terms': ('safety.html#swapped_terms', 'genai_accel/safety.py'),
-                                    'genai_accel.safety.system_prompt_echoed': ( 'safety.html#system_prompt_echoed',
-                                                                                 'genai_accel/safety.py'),
                                     'genai_accel.safety.write_safety_report': ( 'safety.html#write_safety_report',
                                                                                 'genai_accel/safety.py')}}}

@@ -177,13 +177,16 @@ def tidy_answer(text:str, # the model's answer
     return text, removed
 
 # %% ../nbs/12_rag.ipynb #2acc8e8a
+_ECHO_TOK = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
+
 def echoes_prompt(text:str, # the model's answer
                   prompt:str, # the instructions it was given
                   n:int=8, # words in a run
                  )->bool:
-    "Does `text` repeat `n` consecutive words of `prompt`?"
+    "Does `text` repeat `n` consecutive words of `prompt` (citations such as [1] ignored)? Also the safety probes' echo check."
+    words = lambda t: _ECHO_TOK.findall(re.sub(r'\[\d+(?:,\s*\d+)*\]', ' ', t.lower()))
     grams = lambda ws: {tuple(ws[i:i + n]) for i in range(len(ws) - n + 1)}
-    return bool(grams(_WORD.findall(text.lower())) & grams(_WORD.findall(prompt.lower())))
+    return bool(grams(words(text)) & grams(words(prompt)))
 
 # %% ../nbs/12_rag.ipynb #2b36db93
 def attribute_sentences(sentences:list[str], # answer sentences without a citation
