@@ -21,9 +21,9 @@ def main():
     a = ap.parse_args()
     ctx = H.setup(a, 'bench_ask')
     import torch
-    from genai_accel.config import Settings
-    from genai_accel.ingest import ingest, write_sample_corpus
-    from genai_accel.rag import Assistant, demo_questions, pack_context
+    from genai_accel.core.config import Settings
+    from genai_accel.data.ingest import ingest, write_sample_corpus
+    from genai_accel.generative.rag import Assistant, demo_questions, pack_context
 
     s = Settings(env={}).with_overrides(models__threads=a.threads)
     if a.max_new_tokens: s = s.with_overrides(generation__max_new_tokens=a.max_new_tokens)

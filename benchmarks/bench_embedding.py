@@ -47,9 +47,9 @@ def main():
     ctx = H.setup(a, 'bench_embedding')
     import torch
     from sentence_transformers import SentenceTransformer
-    from genai_accel.config import Settings
-    from genai_accel.models import Embedder, cpu_supports_bf16
-    from genai_accel.retrieval_eval import ndcg_at_k, recall_at_k
+    from genai_accel.core.config import Settings
+    from genai_accel.core.models import Embedder, cpu_supports_bf16
+    from genai_accel.assessment.retrieval_eval import ndcg_at_k, recall_at_k
 
     s = Settings(env={}).with_overrides(models__threads=a.threads)
     corpus, queries, qrels = H.load_scifact(a.data)

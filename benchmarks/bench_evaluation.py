@@ -1,7 +1,7 @@
 """Evaluation harness throughput: rows per minute on SciFact questions, one row at a time vs batched generation.
 
 A SciFact subset (--questions judged train claims, their cited abstracts and filler abstracts) is ingested into a
-scratch workspace; `genai_accel.evaluation.evaluate` then answers and scores every claim with the local generator
+scratch workspace; `genai_accel.assessment.evaluation.evaluate` then answers and scores every claim with the local generator
 (greedy, --max-new-tokens), first with concurrency 1 (rows one after another), then with --concurrency rows in flight,
 which the LocalGenerator's continuous batching decodes in shared forward passes. Both runs use separate row caches,
 so each generates everything. Greedy answers should be identical between the two runs; the share is printed.
@@ -25,11 +25,11 @@ def main():
     ap.add_argument('--scratch', default=None, help='parent folder of the scratch workspace (default: the temp dir)')
     a = ap.parse_args()
     ctx = H.setup(a, 'bench_evaluation')
-    from genai_accel.config import Settings
-    from genai_accel.models import Embedder
-    from genai_accel.ingest import ingest
-    from genai_accel.generation import LocalGenerator
-    from genai_accel.evaluation import evaluate, load_eval_set, gate_summary
+    from genai_accel.core.config import Settings
+    from genai_accel.core.models import Embedder
+    from genai_accel.data.ingest import ingest
+    from genai_accel.generative.generation import LocalGenerator
+    from genai_accel.assessment.evaluation import evaluate, load_eval_set, gate_summary
 
     nq, nd = (8, 60) if a.small else (a.questions, a.docs)
     s = Settings(env={}).with_overrides(models__threads=a.threads, dedup__enabled=False, dedup__near_duplicates=False,

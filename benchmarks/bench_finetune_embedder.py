@@ -17,7 +17,7 @@ import numpy as np
 
 
 def held_out_metrics(runs:dict, qrels:dict, qids:list)->dict:
-    from genai_accel.retrieval_eval import ndcg_at_k, recall_at_k, mrr_at_k
+    from genai_accel.assessment.retrieval_eval import ndcg_at_k, recall_at_k, mrr_at_k
     return {'ndcg@10': float(np.mean([ndcg_at_k(runs[q], qrels[q], 10) for q in qids])),
             'recall@10': float(np.mean([recall_at_k(runs[q], qrels[q], 10) for q in qids])),
             'recall@100': float(np.mean([recall_at_k(runs[q], qrels[q], 100) for q in qids])),
@@ -36,10 +36,10 @@ def main():
     ap.add_argument('--hard-negatives', type=int, help='mined negatives per pair (default finetune.hard_negatives)')
     a = ap.parse_args()
     ctx = H.setup(a, 'bench_finetune_embedder')
-    from genai_accel.config import Settings
-    from genai_accel.finetune import finetune_embedder, split_rows
-    from genai_accel.models import Embedder
-    from genai_accel.retrieval_eval import evaluate_retrieval
+    from genai_accel.core.config import Settings
+    from genai_accel.generative.finetune import finetune_embedder, split_rows
+    from genai_accel.core.models import Embedder
+    from genai_accel.assessment.retrieval_eval import evaluate_retrieval
 
     s = Settings(env={}).with_overrides(models__threads=a.threads)
     corpus, queries, qrels = H.load_scifact(a.data)

@@ -52,8 +52,8 @@ def main():
 
     import torch
     torch.set_num_threads(a.threads)
-    from genai_accel.config import Settings
-    from genai_accel.generation import LocalGenerator, GenerationRequest
+    from genai_accel.core.config import Settings
+    from genai_accel.generative.generation import LocalGenerator, GenerationRequest
     t0 = time.perf_counter()
     gen = LocalGenerator(Settings(env={}, overrides={'generation.max_batch_size': max(a.concurrency)}))
     tok, model = gen.tok, gen.model

@@ -1,6 +1,6 @@
 """Groundedness scorer vs human evidence labels: ROC AUC on SciFact (train split claims with evidence).
 
-The evaluation harness (genai_accel.evaluation) calls an answer sentence supported when its support score over the
+The evaluation harness (genai_accel.assessment.evaluation) calls an answer sentence supported when its support score over the
 context's sentences reaches evaluation.support_threshold. Here each SciFact claim plays the answer sentence:
   (a) abstracts that SUPPORT it (expert label) vs abstracts not cited by it: a random one (easy) and the best BM25
       one (hard, same topic), all sentences of the abstract as context;
@@ -22,8 +22,8 @@ def main():
     ap.add_argument('--start', type=int, default=120, help='skip the first claims of that order (the tuning claims)')
     a = ap.parse_args()
     ctx = H.setup(a, 'bench_groundedness')
-    from genai_accel.config import Settings
-    from genai_accel.evaluation import validate_groundedness
+    from genai_accel.core.config import Settings
+    from genai_accel.assessment.evaluation import validate_groundedness
     s = Settings(env={}).with_overrides(models__threads=a.threads)
     n = a.n or (40 if a.small else None)
     t = time.perf_counter()

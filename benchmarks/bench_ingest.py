@@ -43,12 +43,12 @@ def write_corpus(corpus:list, dest:Path)->int:
 
 def run_pipeline(folder:Path, s, tokenizer)->tuple[dict, dict]:
     "The ingest pipeline's pieces, in ingest's order; seconds per stage and counts."
-    from genai_accel.loaders import iter_files, load_file, LoadError
-    from genai_accel.cleaning import normalize_text, find_boilerplate, strip_boilerplate, Deduplicator
-    from genai_accel.pii import redact_with_settings
-    from genai_accel.chunking import Chunker
-    from genai_accel.ingest import file_hash
-    from genai_accel.index import doc_key
+    from genai_accel.data.loaders import iter_files, load_file, LoadError
+    from genai_accel.data.cleaning import normalize_text, find_boilerplate, strip_boilerplate, Deduplicator
+    from genai_accel.data.pii import redact_with_settings
+    from genai_accel.data.chunking import Chunker
+    from genai_accel.data.ingest import file_hash
+    from genai_accel.data.index import doc_key
     t = defaultdict(float)
     clock = time.perf_counter
     t0 = clock()
@@ -97,9 +97,9 @@ def main():
     a = ap.parse_args()
     ctx = H.setup(a, 'bench_ingest')
     from transformers import AutoTokenizer
-    from genai_accel.config import Settings
-    from genai_accel.models import resolve_embedder_path
-    from genai_accel.ingest import ingest
+    from genai_accel.core.config import Settings
+    from genai_accel.core.models import resolve_embedder_path
+    from genai_accel.data.ingest import ingest
     s = Settings(env={})
     tokenizer = AutoTokenizer.from_pretrained(resolve_embedder_path(s))
     corpus, _, _ = H.load_scifact(a.data)

@@ -23,9 +23,9 @@ def main():
     a = ap.parse_args()
     if a.small: a.base, a.sample_size = 60, 30
     ctx = setup(a, 'bench_readiness')
-    from genai_accel.config import Settings
-    from genai_accel.models import Embedder
-    from genai_accel.readiness import assess_data
+    from genai_accel.core.config import Settings
+    from genai_accel.core.models import Embedder
+    from genai_accel.assessment.readiness import assess_data
     s = Settings()
     emb = Embedder(s)
     corpus, _, _ = load_scifact(a.data)

@@ -18,7 +18,7 @@ import numpy as np
 
 
 def metrics(runs:dict, qrels:dict)->dict:
-    from genai_accel.retrieval_eval import ndcg_at_k, recall_at_k, mrr_at_k
+    from genai_accel.assessment.retrieval_eval import ndcg_at_k, recall_at_k, mrr_at_k
     q = list(qrels)
     return {'ndcg@10': float(np.mean([ndcg_at_k(runs[x], qrels[x], 10) for x in q])),
             'recall@10': float(np.mean([recall_at_k(runs[x], qrels[x], 10) for x in q])),
@@ -40,9 +40,9 @@ def main():
     ctx = H.setup(a, 'bench_retrieval_quality')
     import faiss, bm25s, Stemmer
     from sentence_transformers import SentenceTransformer
-    from genai_accel.config import Settings
-    from genai_accel.models import Embedder
-    from genai_accel.retrieval_eval import evaluate_retrieval
+    from genai_accel.core.config import Settings
+    from genai_accel.core.models import Embedder
+    from genai_accel.assessment.retrieval_eval import evaluate_retrieval
 
     s = Settings(env={}).with_overrides(models__threads=a.threads)
     corpus, queries, qrels = H.load_scifact(a.data)

@@ -28,11 +28,11 @@ def main():
     a = ap.parse_args()
     ctx = H.setup(a, 'bench_search')
     import faiss, bm25s
-    from genai_accel.config import Settings
-    from genai_accel.models import Embedder
-    from genai_accel.ingest import ingest
-    from genai_accel.index import KnowledgeBase, bm25_tokenize
-    from genai_accel.retrieval_eval import eval_workspace
+    from genai_accel.core.config import Settings
+    from genai_accel.core.models import Embedder
+    from genai_accel.data.ingest import ingest
+    from genai_accel.data.index import KnowledgeBase, bm25_tokenize
+    from genai_accel.assessment.retrieval_eval import eval_workspace
 
     s = Settings(env={}).with_overrides(dedup__enabled=False, dedup__near_duplicates=False, models__threads=a.threads)
     corpus, queries, qrels = H.load_scifact(a.data)

@@ -49,7 +49,7 @@ def _cpu_model()->str:
 
 def load_scifact(folder=SCIFACT, split:str='train'):
     "`(corpus, queries, qrels)`: corpus a list of {_id, title, text}; queries and qrels for the judged queries."
-    from genai_accel.retrieval_eval import load_beir_queries
+    from genai_accel.data.beir import load_beir_queries
     folder = Path(folder)
     if not (folder/'corpus.jsonl').exists():
         sys.exit(f"{folder}/corpus.jsonl not found: pass --data with a BEIR folder (or set GENAI_ACCEL_SCIFACT)")
@@ -126,8 +126,8 @@ def _num(x):
 
 def scifact_chunks(corpus:list, settings, tokenizer=None)->list:
     "Our Chunker's chunks of the SciFact documents as `(doc_id, embedded text)`, in corpus order (title + text, as `index_text` builds them)."
-    from genai_accel.chunking import Chunker
-    from genai_accel.index import index_text
+    from genai_accel.data.chunking import Chunker
+    from genai_accel.data.index import index_text
     ch = Chunker(settings, tokenizer=tokenizer)
     return [(d['_id'], index_text(d.get('title', ''), c.text)) for d in corpus
             for c in ch.chunk(d['text'], f"default/{d['_id']}", title=d.get('title', ''))]

@@ -26,7 +26,7 @@ def run_cli(*args, env=None, check=True, timeout=900, cwd=None):
 def ingest_sample_topics(tmp, topics):
     "A workspace `tmp/ws` built by `genai-accel ingest` from these topics of the sample corpus (copied to `tmp/corpus`)."
     import shutil
-    from genai_accel.ingest import write_sample_corpus
+    from genai_accel.data.ingest import write_sample_corpus
     everything = write_sample_corpus(tmp/'all')
     (tmp/'corpus').mkdir()
     for t in topics: shutil.copy(everything/f'{t}.md', tmp/'corpus'/f'{t}.md')

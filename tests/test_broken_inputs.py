@@ -16,8 +16,8 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 from matplotlib.backends.backend_pdf import PdfPages
 
-from genai_accel.config import Settings
-from genai_accel.loaders import FileEntry, LoadError, iter_files, load_file_report
+from genai_accel.core.config import Settings
+from genai_accel.data.loaders import FileEntry, LoadError, iter_files, load_file_report
 
 pytestmark = pytest.mark.timeout(120)
 REPO = Path(__file__).resolve().parents[1]
@@ -148,8 +148,8 @@ def test_walker_limits(tmp_path):
 
 CHILD = r"""
 import json, sys
-from genai_accel.config import Settings
-from genai_accel.loaders import iter_files, load_file_report, LoadError
+from genai_accel.core.config import Settings
+from genai_accel.data.loaders import iter_files, load_file_report, LoadError
 out = {}
 for e in iter_files([sys.argv[1]], ['*'], [], 100):
     if e.skip_reason: out[e.rel] = e.skip_reason; continue

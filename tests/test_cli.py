@@ -6,7 +6,7 @@ import pytest
 from conftest import run_cli, run_json, cli_env, genai_accel_exe, SCIFACT
 
 def sample(dest, limit=None):
-    from genai_accel.ingest import write_sample_corpus
+    from genai_accel.data.ingest import write_sample_corpus
     return write_sample_corpus(dest, limit)
 
 def test_ingest_search_json(tmp_path):

@@ -19,7 +19,7 @@ def test_finetune_bad_input_exits_2_naming_the_line(tmp_path):
 
 @pytest.mark.slow
 def test_finetune_generator_cli(tmp_path):
-    from genai_accel.finetune import order_format_pairs
+    from genai_accel.generative.finetune import order_format_pairs
     pairs = write_jsonl(tmp_path/'orders.jsonl', order_format_pairs(10))
     env = cli_env(GENAI_ACCEL_FINETUNE_GENERATOR_EPOCHS=1, GENAI_ACCEL_MODELS_THREADS=1)
     summary = run_json('finetune', 'generator', pairs, '--out', tmp_path/'run', env=env)
@@ -42,7 +42,7 @@ def test_finetune_embedder_cli(tmp_path):
     rows = [json.loads(l) for l in (tmp_path/'run'/'metrics.jsonl').read_text().splitlines()]
     assert [r['epoch'] for r in rows] == [0, 1]
     # the tuned model serves as the workspace's embedder
-    from genai_accel.ingest import write_sample_corpus
+    from genai_accel.data.ingest import write_sample_corpus
     corpus = write_sample_corpus(tmp_path/'corpus', 5)
     man = run_json('ingest', corpus, '--workspace', tmp_path/'ws', '--embedder', model)
     assert man['n_embedded'] > 0

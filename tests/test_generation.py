@@ -1,8 +1,8 @@
 "OpenAICompatibleGenerator over real HTTP against the stub server in openai_stub.py (127.0.0.1 only)."
 import threading, time
 import pytest
-from genai_accel.config import Settings
-from genai_accel.generation import GeneratorError, GenerationRequest, OpenAICompatibleGenerator, get_generator
+from genai_accel.core.config import Settings
+from genai_accel.generative.generation import GeneratorError, GenerationRequest, OpenAICompatibleGenerator, get_generator
 from openai_stub import serve
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from genai_accel.config import Settings
+from genai_accel.core.config import Settings
 from genai_accel.reports import run_report
-from genai_accel.readiness import DIMENSIONS, WEIGHTS
+from genai_accel.assessment.readiness import DIMENSIONS, WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = ROOT.parent/'shared'/'data'/'scifact'
@@ -20,7 +20,7 @@ def _strict_json(path):
 
 
 def _small_corpus(root: Path) -> Path:
-    from genai_accel.ingest import write_sample_corpus
+    from genai_accel.data.ingest import write_sample_corpus
     corpus = write_sample_corpus(root/'corpus', limit=20)
     names = sorted(p.name for p in corpus.iterdir())
     (corpus/'copies').mkdir()
@@ -74,9 +74,9 @@ def test_readiness_html_shows_data_section(report):
 @pytest.mark.slow
 @pytest.mark.skipif(not (SCIFACT/'corpus.jsonl').exists(), reason='SciFact evaluation data not present')
 def test_readiness_scifact_agrees_with_direct_checks(tmp_path):
-    from genai_accel.loaders import load_beir_corpus
-    from genai_accel.cleaning import Deduplicator, exact_key
-    from genai_accel.pii import find_pii
+    from genai_accel.data.loaders import load_beir_corpus
+    from genai_accel.data.cleaning import Deduplicator, exact_key
+    from genai_accel.data.pii import find_pii
     n, seed = 300, 1
     r = run_report('readiness', {'data_path': str(SCIFACT), 'sample_size': str(n), 'seed': str(seed), 'quick': 'true',
                                  'include_generator': 'false'}, tmp_path)
