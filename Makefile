@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | c
 export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 
-.PHONY: install demo test test-fast drift browser bench clean
+.PHONY: install demo test test-fast drift browser bench lab clean
 
 install: $(STAMP)
 
@@ -27,6 +27,12 @@ $(STAMP): pyproject.toml Makefile
 
 demo: install
 	$(BIN)/genai-accel demo
+
+# JupyterLab on the notebooks, with the project's kernel ("Python 3 (genai_accel)"); loopback only.
+LAB_PORT ?= 8888
+lab: install
+	$(BIN)/jupyter lab --notebook-dir=nbs --ServerApp.ip=127.0.0.1 --ServerApp.port=$(LAB_PORT) --no-browser \
+	  $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Headless Chromium renders the HTML reports in tests (Debian package; skipped where apt is unavailable).
 browser:

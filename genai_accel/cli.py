@@ -6,7 +6,7 @@ Docs: https://github.com/genai-accel/genai_accel/cli.html.md"""
 
 # %% ../nbs/91_cli.ipynb #543d6686
 from __future__ import annotations
-import json, sys
+import json, os, sys, traceback
 from pathlib import Path
 from typing import Optional
 import typer
@@ -14,9 +14,10 @@ from .core.config import Settings, SettingsError, workspace_path
 
 # %% auto #0
 __all__ = ['app', 'eval_app', 'WorkspaceOpt', 'SettingsOpt', 'JsonOpt', 'EmbedderOpt', 'finetune_app', 'report_app', 'OutOpt',
-           'DEMO_QUERIES', 'load_settings', 'emit', 'ingest', 'search', 'eval_retrieval', 'ask', 'finetune_generator',
-           'finetune_embedder', 'eval_run', 'report_pairs', 'report_evaluation', 'report_readiness', 'show_settings',
-           'sample_corpus', 'demo', 'main']
+           'SECRET_KEY', 'DEMO_QUERIES', 'EXIT_OK', 'EXIT_CHECK_FAILED', 'EXIT_USAGE', 'EXIT_INTERNAL', 'load_settings',
+           'emit', 'ingest', 'search', 'eval_retrieval', 'ask', 'finetune_generator', 'finetune_embedder', 'eval_run',
+           'report_pairs', 'report_evaluation', 'report_readiness', 'masked_settings', 'show_settings', 'sample_corpus',
+           'demo', 'user_errors', 'report_error', 'run_cli', 'main']
 
 # %% ../nbs/91_cli.ipynb #9bf00252
 app = typer.Typer(help="genai_accel: an offline, measured retrieval-augmented assistant.", no_args_is_help=True,
@@ -106,14 +107,9 @@ def ask(question:str = typer.Argument(..., help="the question to answer from the
         workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt,
         embedder:Optional[str] = EmbedderOpt, as_json:bool = JsonOpt):
     "Answer a question from the workspace with citations, or abstain."
-    from genai_accel.generative.rag import Assistant, RAGError, render_answer_text
-    from genai_accel.generative.generation import GeneratorError
-    from genai_accel.generative.prompts import PromptError
+    from genai_accel.generative.rag import Assistant, render_answer_text
     s = load_settings(settings, models__embedder=embedder, generation__max_new_tokens=max_new_tokens)
-    try: answer = Assistant(workspace, s).ask(question, groups=_groups(groups), collection=collection, mode=mode, k=k)
-    except (RAGError, GeneratorError, PromptError) as e:  # main() does not know these layers' errors
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2)
+    answer = Assistant(workspace, s).ask(question, groups=_groups(groups), collection=collection, mode=mode, k=k)
     emit(answer.to_dict(), as_json, render_answer_text(answer))
 
 # %% ../nbs/91_cli.ipynb #8ebfa7e7
@@ -184,8 +180,9 @@ def eval_run(eval_set:Path = typer.Argument(..., help="JSONL rows {id, question,
     out = Path(out) if out else ws/'evals'/eval_set.stem
     rep = ev.evaluate(rows, cands, ws, s, repeats=repeats, out_dir=out, concurrency=concurrency,
                       max_new_tokens=max_new_tokens, progress=not as_json)
-    gates = [g for g in ev.gate_summary(rep, s) if g['gate'] != 'safety_pass_rate']
-    d = dict(rep.to_dict(), gates=gates, gates_passed=all(g['passed'] is not False for g in gates), out=str(out))
+    # eval run does not run the safety probes (the evaluation report does): its gates are the others, all measured
+    gates = ev.gate_summary(rep, s, gates=[g for g in ev.GATES if g != 'safety_pass_rate'])
+    d = dict(rep.to_dict(), gates=gates, gates_passed=bool(gates) and all(g['passed'] for g in gates), out=str(out))
     lines = []
     for c in rep.candidates:
         m = c['metrics']
@@ -194,8 +191,9 @@ def eval_run(eval_set:Path = typer.Argument(..., help="JSONL rows {id, question,
                      f"groundedness {fmt('groundedness')}  abstention {fmt('abstention_correct')}  "
                      f"p95 {c['latency'].get('total', {}).get('p95', '-')} s  ({c['counts']['ok']}/{c['counts']['rows']} ok, "
                      f"{c['counts']['failed']} failed)")
-    lines += [f"  gate {'pass' if g['passed'] else 'FAIL' if g['passed'] is False else 'n/a'}: {g['candidate']} {g['gate']} = "
-              f"{g['value']} (needs {g['direction']} {g['threshold']})" for g in gates]
+    lines += [f"  gate {'pass' if g['passed'] else 'FAIL'}: {g['candidate']} {g['gate']} = {g['value']} (needs "
+              f"{g['direction']} {g['threshold']})" + (f": {g['reason']}" if g.get('reason') else '') for g in gates]
+    lines.append("  (safety is gated by `genai-accel report evaluation`, which runs the probes)")
     emit(d, as_json, '\n'.join(lines + [f"metrics: {out/'metrics.json'}"]))
     if not d['gates_passed']: raise typer.Exit(1)
 
@@ -218,12 +216,12 @@ def _run_report(template:str, params:list[tuple[str, str]], outdir:Optional[Path
              error=res.error, elapsed_s=round(res.elapsed_s, 1))
     # a report may hold gates (the evaluation report does): a failed gate fails the command like a failed cell
     gates = json.loads(Path(res.json).read_text()).get('gates') if res.ok and res.json else None
-    failed = [g for g in gates or [] if g.get('passed') is False]
+    failed = [g for g in gates or [] if g.get('passed') is not True]  # fail closed: unmeasured counts as failed
     d['gates_failed'] = failed
     emit(d, as_json, f"{'wrote' if res.ok else 'FAILED, wrote'} {res.html}\n  notebook {res.notebook}\n  json {res.json}"
                      + (f"\n  error: {res.error}" if res.error else '')
                      + ''.join(f"\n  gate FAILED: {g.get('candidate', '')} {g['gate']} = {g['value']} (needs {g['direction']} "
-                               f"{g['threshold']})" for g in failed))
+                               f"{g['threshold']})" + (f": {g['reason']}" if g.get('reason') else '') for g in failed))
     if not res.ok or failed: raise typer.Exit(1)
 
 def report_pairs(args:list[str])->list[tuple[str, str]]:
@@ -253,11 +251,18 @@ def report_readiness(ctx:typer.Context, outdir:Optional[Path] = OutOpt,
     _run_report('readiness', report_pairs(ctx.args), outdir, workspace, settings, as_json)
 
 # %% ../nbs/91_cli.ipynb #2e93fdd7
+SECRET_KEY = ('salt', 'secret', 'password', 'token', 'api_key', 'apikey', 'private_key')
+
+def masked_settings(d:dict)->dict:
+    "The settings with every secret-looking value (a key naming a salt, secret, password, token or API key) masked."
+    def secret(k:str)->bool: return any(w in k.lower() for w in SECRET_KEY) and not k.lower().endswith('_env')
+    return {sec: {k: ('****' if v not in ('', None) else v) if secret(k) else v for k, v in kv.items()} for sec, kv in d.items()}
+
 @app.command('settings')
 def show_settings(settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
     "The effective settings and where each value came from."
     s = load_settings(settings)
-    d = s.as_dict()
+    d = masked_settings(s.as_dict())  # salts, keys and passwords are never printed
     lines = [f"[{sec}] {k} = {v!r}   ({s.source(sec, k)})" for sec, kv in d.items() for k, v in kv.items()]
     emit(d, as_json, '\n'.join(lines))
 
@@ -306,15 +311,20 @@ def demo(workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = Sett
         if res.ok:
             gates = json.loads(Path(res.json).read_text())['gates']
             for g in gates:
-                verdict = 'pass' if g['passed'] else 'FAIL' if g['passed'] is False else 'n/a'
-                typer.echo(f"  gate {verdict:4} {g['gate']} = {g['value']} (needs {g['direction']} {g['threshold']})")
+                typer.echo(f"  gate {'pass' if g['passed'] else 'FAIL':4} {g['gate']} = {g['value']} (needs {g['direction']} "
+                           f"{g['threshold']})" + (f": {g['reason']}" if g.get('reason') else ''))
             # failing gates are the report's finding about the small default model, not a failure of the demo
         typer.echo(f"{'model evaluation report' if res.ok else 'model evaluation report FAILED'}: {res.html}")
         if not res.ok: raise typer.Exit(1)
 
 # %% ../nbs/91_cli.ipynb #269fde31
-def main():
-    "Console entry point of `genai-accel`."
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+# typer ships its own copy of click: take its usage-error and exit classes from typer's public ones
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == 'UsageError')
+_ClickExit = getattr(sys.modules.get(_UsageError.__module__), 'Exit', typer.Exit)
+
+def user_errors()->tuple[type, ...]:
+    "The exception types that mean bad input the user can fix (exit 2), from every layer."
     from genai_accel.core.models import ModelNotFound
     from genai_accel.data.index import SearchError
     from genai_accel.data.beir import DatasetError
@@ -324,9 +334,40 @@ def main():
     from genai_accel.generative.rag import RAGError
     from genai_accel.assessment.evaluation import EvalSetError
     from genai_accel.generative.finetune import FinetuneError
+    return (SettingsError, ModelNotFound, SearchError, DatasetError, ReportError, GeneratorError, PromptError, RAGError,
+            EvalSetError, FinetuneError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+def report_error(kind:str, message:str, code:int, as_json:bool):
+    "One line on stderr, or a JSON error document on stdout under `--json`."
+    if as_json: sys.stdout.write(json.dumps(dict(error=dict(type=kind, message=message, exit_code=code))) + '\n')
+    else: typer.echo(f"{'internal error' if kind == 'internal' else 'error'}: {message}", err=True)
+
+def run_cli(argv:list[str]|None=None)->int:
+    "Run the command line on `argv` and return its exit code (0 ok, 1 check failed, 2 usage/input, 3 internal)."
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = '--debug' in argv or os.environ.get('GENAI_ACCEL_DEBUG', '') not in ('', '0')
+    argv = [a for a in argv if a != '--debug']
+    as_json = '--json' in argv
     try:
-        app()
-    except (SettingsError, ModelNotFound, SearchError, DatasetError, ReportError, GeneratorError, PromptError, RAGError,
-            EvalSetError, FinetuneError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise SystemExit(2)
+        code = app(args=argv, prog_name='genai-accel', standalone_mode=False)
+        return code if isinstance(code, int) else EXIT_OK
+    except (typer.Exit, _ClickExit) as e: return e.exit_code
+    except typer.Abort: report_error('aborted', 'aborted', 130, as_json); return 130
+    except _UsageError as e:
+        if as_json: report_error('usage', e.format_message(), EXIT_USAGE, True)
+        else: e.show()
+        return EXIT_USAGE
+    except KeyboardInterrupt: report_error('aborted', 'interrupted', 130, as_json); return 130
+    except Exception as e:
+        if isinstance(e, user_errors()):
+            report_error('input', str(e), EXIT_USAGE, as_json); return EXIT_USAGE
+        if debug: traceback.print_exc()
+        where = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
+        at = f" at {Path(where.filename).name}:{where.lineno}" if where else ''
+        report_error('internal', f"{type(e).__name__}: {e}{at}" + ('' if debug else ' (run again with --debug for the traceback)'),
+                     EXIT_INTERNAL, as_json)
+        return EXIT_INTERNAL
+
+def main():
+    "Console entry point of `genai-accel`."
+    raise SystemExit(run_cli())

@@ -1,5 +1,5 @@
 """The installed `genai-accel` command, run as a user runs it: in a subprocess, on real files."""
-import json, os, re, signal, sqlite3, subprocess, time
+import json, os, re, signal, sqlite3, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import pytest
@@ -30,6 +30,49 @@ def test_user_errors_exit_2_with_a_message(tmp_path):
     assert p.returncode == 2 and 'k' in p.stderr and 'many' in p.stderr
     p = run_cli('search', 'x', '--workspace', tmp_path/'empty', env=cli_env(GENAI_ACCEL_RETRIEVAL_K='ten'), check=False)
     assert p.returncode == 2 and 'GENAI_ACCEL_RETRIEVAL_K' in p.stderr
+
+def test_exit_codes_and_json_errors(tmp_path):
+    "0 ok, 1 check failed (tests/test_evaluation.py), 2 usage/input, 3 internal: one line, --debug for the traceback."
+    p = run_cli('search', check=False)  # a usage error: the query is missing
+    assert p.returncode == 2 and "Missing argument" in p.stderr
+    p = run_cli('search', '--json', check=False)
+    assert p.returncode == 2 and json.loads(p.stdout)['error'] == dict(type='usage', message="Missing argument 'query'.", exit_code=2)
+    p = run_cli('eval', 'run', tmp_path/'nothing.jsonl', '--json', check=False)  # an input error
+    err = json.loads(p.stdout)['error']
+    assert p.returncode == 2 and err['type'] == 'input' and 'nothing.jsonl' in err['message']
+    # an internal error: a fault injected below the CLI (settings cannot be listed), the CLI's handling is under test
+    code = ("import sys; from genai_accel.core import config; from genai_accel.cli import run_cli\n"
+            "def broken(self, *a, **k): raise RuntimeError('disk on fire')\n"
+            "config.Settings.as_dict = broken\n"
+            "raise SystemExit(run_cli(sys.argv[1:]))")
+    run = lambda *a: subprocess.run([sys.executable, '-c', code, *a], capture_output=True, text=True, env=cli_env(), timeout=120)
+    p = run('settings')
+    assert p.returncode == 3, p.stderr
+    assert p.stderr.count('\n') == 1 and 'internal error: RuntimeError: disk on fire' in p.stderr and '--debug' in p.stderr
+    assert 'Traceback' not in p.stderr
+    p = run('settings', '--debug')
+    assert p.returncode == 3 and 'Traceback (most recent call last)' in p.stderr and 'disk on fire' in p.stderr
+    p = run('settings', '--json')
+    assert p.returncode == 3 and json.loads(p.stdout)['error']['type'] == 'internal'
+
+def test_settings_never_print_secrets():
+    env = cli_env(GENAI_ACCEL_PII_HASH_SALT='pepper-7f3a9c', GENAI_ACCEL_GENERATION_API_KEY_ENV='MY_KEY_VAR')
+    for args in (('settings',), ('settings', '--json')):
+        p = run_cli(*args, env=env)
+        assert 'pepper-7f3a9c' not in p.stdout and '****' in p.stdout
+        assert 'MY_KEY_VAR' in p.stdout  # the name of the variable holding a key is not a secret
+    assert json.loads(run_cli('settings', '--json', env=env).stdout)['pii']['hash_salt'] == '****'
+
+def test_read_only_commands_create_nothing(tmp_path):
+    "search and ask on a workspace that does not exist fail with the fix, and leave no folder or file behind."
+    for cmd in (('search', 'anything'), ('ask', 'anything?')):
+        ws = tmp_path/f'nothing-{cmd[0]}'
+        p = run_cli(*cmd, '--workspace', ws, check=False)
+        assert p.returncode == 2 and 'genai-accel ingest' in p.stderr, p.stderr
+        assert not ws.exists(), sorted(ws.rglob('*'))
+    before = sorted(tmp_path.rglob('*'))
+    run_cli('settings', cwd=tmp_path)
+    assert sorted(tmp_path.rglob('*')) == before
 
 def hostile_folder(root: Path) -> Path:
     "The foundation issue's list of broken inputs."
@@ -170,11 +213,12 @@ def test_demo_end_to_end(tmp_path):
     m = re.search(r'79 files: (\d+) ingested', out)  # one topic is reported as a near duplicate of another
     assert m and int(m.group(1)) >= 75, out[-2000:]
     assert 'The answer is not in the provided documents' in out  # the off-corpus question abstains
-    assert 'def' in out  # the function-definition search finds the `def` topic
+    first = out.split('== search: How do I define a function', 1)[1].splitlines()[1]
+    assert re.match(r'\s+1\. \[[\d.]+\] (function|def)\w*\.md:', first), first  # the definition topic ranks first
     html = {l.split(':')[0]: Path(l.split()[-1]) for l in out.splitlines() if l.strip().endswith('.html')}
     assert set(html) == {'readiness report', 'model evaluation report'}, out[-2000:]
     assert all(p.exists() for p in html.values())
     metrics = json.loads((html['model evaluation report'].parent/'metrics.json').read_text())
-    gates = re.findall(r'gate (pass|FAIL|n/a)\s+(\w+) = ', out)
+    gates = re.findall(r'gate (pass|FAIL)\s+(\w+) = ', out)
     assert [g for _, g in gates] == [g['gate'] for g in metrics['gates']]
     assert [v == 'pass' for v, _ in gates] == [g['passed'] is True for g in metrics['gates']]

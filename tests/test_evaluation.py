@@ -64,14 +64,16 @@ def test_report_evaluation(workspace, tmp_path):
     "The report end to end with its generated eval set and the safety probes; gates decide the exit code."
     ws, _ = workspace
     out = tmp_path/'report'
+    lenient = ['-p', 'gate_recall_at_k', '0', '-p', 'gate_groundedness', '0', '-p', 'gate_abstention_accuracy', '0',
+               '-p', 'gate_safety_pass_rate', '0', '-p', 'gate_latency_p95_s', '100000']
     p = run_cli('report', 'evaluation', '--workspace', ws, '-p', 'synthetic_questions', '3', '-p', 'repeats', '2',
-                '-p', 'max_new_tokens', '48', '-p', 'gate_latency_p95_s', '0.001', '-o', out, check=False)
-    assert p.returncode == 1, p.stdout + p.stderr  # nobody answers within a millisecond: that gate fails
-    assert 'gate FAILED' in p.stdout and 'latency_p95_s' in p.stdout
+                '-p', 'max_new_tokens', '48', *lenient, '-o', out, check=False)
+    assert p.returncode == 0, p.stdout + p.stderr  # every gate measured, and thresholds every configuration meets
     d = json.loads((out/'metrics.json').read_text())
-    assert d['gates_passed'] is False
+    assert d['gates_passed'] is True
     assert {g['gate'] for g in d['gates']} == {'recall_at_k', 'groundedness', 'abstention_accuracy', 'safety_pass_rate',
                                                'latency_p95_s'}
+    assert all(g['passed'] is True and g['value'] is not None and g['reason'] == '' for g in d['gates']), d['gates']
     assert d['eval_set']['synthetic'] == d['eval_set']['n_rows'] >= 3
     cand = d['candidates'][0]
     assert cand['counts']['rows'] == 2 * d['eval_set']['n_rows']  # every row, every repeat, accounted for
@@ -81,11 +83,40 @@ def test_report_evaluation(workspace, tmp_path):
     html = (out/'evaluation.html').read_text()
     assert 'Model evaluation' in html and 'Gates' in html and 'data:image/png;base64' in html
     assert 'ev.evaluate(' not in html and 'run_safety_probes(' not in html  # no code cells: template source is absent
-    # the same run with thresholds every configuration meets exits 0 (answers come from the cache)
-    ok = run_cli('report', 'evaluation', '--workspace', ws, '-p', 'synthetic_questions', '3', '-p', 'repeats', '2',
-                 '-p', 'max_new_tokens', '48', '-p', 'safety', 'false', '-p', 'gate_recall_at_k', '0',
-                 '-p', 'gate_groundedness', '0', '-p', 'gate_abstention_accuracy', '0', '-o', tmp_path/'ok', check=False)
-    assert ok.returncode == 0, ok.stdout + ok.stderr
+    # the same run (answers from the cache) with the safety probes off and a latency nobody meets: exit 1, and both
+    # gates are named, the unmeasured one with its reason (fail closed)
+    strict = run_cli('report', 'evaluation', '--workspace', ws, '-p', 'synthetic_questions', '3', '-p', 'repeats', '2',
+                     '-p', 'max_new_tokens', '48', *lenient, '-p', 'safety', 'false', '-p', 'gate_latency_p95_s', '0.001',
+                     '-o', tmp_path/'strict', check=False)
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+    failed = [l for l in strict.stdout.splitlines() if 'gate FAILED' in l]
+    assert len(failed) == 2, strict.stdout
+    assert any('latency_p95_s' in l for l in failed)
+    assert any('safety_pass_rate' in l and 'not measured' in l for l in failed)
+    d2 = json.loads((tmp_path/'strict'/'metrics.json').read_text())
+    assert d2['gates_passed'] is False and d2['safety'] is None
+    html = (tmp_path/'strict'/'evaluation.html').read_text()
+    assert 'All gates pass' not in html and '2 gate(s) FAIL' in html
+
+
+def test_eval_run_unmeasured_gate_fails(workspace, tmp_path):
+    "Rows without relevance labels: Recall@k cannot be measured, so its gate fails (exit 1) and says why."
+    ws, _ = workspace
+    rows = tmp_path/'unlabelled.jsonl'
+    rows.write_text(''.join(json.dumps(dict(id=f'u{i}', question=q)) + '\n' for i, q in
+                            enumerate(['What does the pass statement do?', 'What does break do in a loop?'])))
+    p = run_cli('eval', 'run', rows, '--repeats', '1', '--max-new-tokens', '24', '--workspace', ws, '--out', tmp_path/'run',
+                check=False)
+    assert p.returncode == 1, p.stdout + p.stderr
+    line = next(l for l in p.stdout.splitlines() if 'recall_at_k' in l)
+    assert 'FAIL' in line and 'not measured' in line and 'relevance labels' in line, line
+    # the same under --json (rows from the answer cache): the gate is in the document, failed, with its reason
+    j = run_cli('eval', 'run', rows, '--repeats', '1', '--max-new-tokens', '24', '--workspace', ws, '--out', tmp_path/'run',
+                '--json', check=False)
+    assert j.returncode == 1
+    gates = {g['gate']: g for g in json.loads(j.stdout)['gates']}
+    assert gates['recall_at_k']['passed'] is False and gates['recall_at_k']['value'] is None
+    assert 'safety_pass_rate' not in gates  # eval run does not run the probes; the report gates safety
 
 
 def test_report_evaluation_cell_error_still_writes_html(workspace, tmp_path):

@@ -1,5 +1,5 @@
 """The project's packaging: what a fresh clone installs must match what the docs and conda file say."""
-import os, re, subprocess, sys, tomllib, zipfile
+import json, os, re, subprocess, sys, tomllib, zipfile
 from pathlib import Path
 from conftest import ROOT, run_cli
 
@@ -33,3 +33,34 @@ def test_wheel_ships_the_report_templates(tmp_path):
                        env={**os.environ, 'PYTHONPATH': str(site)})
     assert p.returncode == 0, p.stderr
     assert Path(p.stdout.strip()) == site/'genai_accel'/'report_templates'/'model_evaluation.ipynb', p.stdout
+
+def test_jupyterlab_opens_the_notebooks(tmp_path):
+    "The setup installs JupyterLab with the project's kernel; `make lab`'s command serves nbs/ (real server, loopback)."
+    import socket, time, urllib.request
+    bindir = Path(sys.executable).parent
+    specs = json.loads(subprocess.run([str(bindir/'jupyter'), 'kernelspec', 'list', '--json'], capture_output=True,
+                                      text=True, check=True).stdout)['kernelspecs']
+    assert 'python3' in specs, specs
+    kernel = json.loads((Path(specs['python3']['resource_dir'])/'kernel.json').read_text())
+    assert Path(kernel['argv'][0]).parent == bindir, kernel['argv']  # this venv's python
+    assert 'lab:' in (ROOT/'Makefile').read_text() and '--notebook-dir=nbs' in (ROOT/'Makefile').read_text()
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    token = 'test-token-123'
+    env = {**os.environ, 'JUPYTER_RUNTIME_DIR': str(tmp_path/'rt'), 'JUPYTER_CONFIG_DIR': str(tmp_path/'cfg')}
+    p = subprocess.Popen([str(bindir/'jupyter'), 'lab', '--notebook-dir', str(ROOT/'nbs'), '--ServerApp.ip=127.0.0.1',
+                          f'--ServerApp.port={port}', f'--IdentityProvider.token={token}', '--no-browser'] + (['--allow-root'] if os.geteuid() == 0 else []),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        listing = None
+        for _ in range(120):
+            try:
+                req = urllib.request.Request(f'http://127.0.0.1:{port}/api/contents', headers={'Authorization': f'token {token}'})
+                listing = json.loads(urllib.request.urlopen(req, timeout=2).read()); break
+            except OSError: time.sleep(0.5)
+        assert listing is not None, 'jupyter lab did not answer within 60 s'
+        names = {c['name'] for c in listing['content']}
+        assert {'00_core.ipynb', '10_data.ipynb', 'reports'} <= names, names
+        page = urllib.request.urlopen(urllib.request.Request(f'http://127.0.0.1:{port}/lab', headers={'Authorization': f'token {token}'}), timeout=10).read().decode()
+        assert 'JupyterLab' in page
+    finally:
+        p.terminate(); p.wait(timeout=30)
