@@ -38,8 +38,8 @@ def main():
         print(f"ingested the sample corpus in {ingest_s:.1f} s: {man.summary()}", flush=True)
         asst = Assistant(ws, s)
         t = time.perf_counter(); asst.generator; load_s = time.perf_counter() - t
-        asst.ask(questions[0])  # warm-up: first calls pay one-off allocation costs
-        answers = [asst.ask(q) for _ in range(repeats) for q in questions]
+        asst.ask(questions[0], groups=ALL_ACCESS)  # warm-up: first calls pay one-off allocation costs
+        answers = [asst.ask(q, groups=ALL_ACCESS) for _ in range(repeats) for q in questions]
         # the peer for the generate stage: model.generate on each answered question's rendered prompt
         gen = asst.generator
         peer = []

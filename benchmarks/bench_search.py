@@ -31,6 +31,7 @@ def main():
     from genai_accel.core.config import Settings
     from genai_accel.core.models import Embedder
     from genai_accel.data.ingest import ingest
+    from genai_accel.data.store import chunk_texts
     from genai_accel.data.index import KnowledgeBase, bm25_tokenize
     from genai_accel.assessment.retrieval_eval import eval_workspace
 
@@ -57,8 +58,7 @@ def main():
     findex = faiss.IndexFlatIP(vectors.shape[1]); findex.add(vectors)
     bm = bm25s.BM25.load(str(gen/'bm25'), show_progress=False)
     rows = kb.rows.tolist()
-    by_row = {r[0]: (r[1], r[2]) for r in kb.con.execute(
-        "SELECT c.row, c.text, d.doc_id FROM chunks c JOIN documents d ON c.doc_key = d.doc_key")}
+    by_row = {r['row']: (r['text'], r['doc_id']) for r in chunk_texts(kb.con)}
     texts = [by_row[r][0] for r in rows]; doc_ids = [by_row[r][1] for r in rows]
     C, k = min(max(s.retrieval.candidates, 5 * a.k), n), a.k
 
@@ -81,7 +81,7 @@ def main():
         top = sorted(fused, key=fused.get, reverse=True)[:k]
         return [(texts[i], doc_ids[i]) for i in top]
     def ours(mode):
-        return lambda q, qv=None: [(h.text, h.doc_id) for h in kb.search(q, k=k, mode=mode, query_vector=qv)]
+        return lambda q, qv=None: [(h.text, h.doc_id) for h in kb.search(q, k=k, mode=mode, query_vector=qv, groups=ALL_ACCESS)]
 
     qids = sorted(queries)[:a.queries]
     qtexts = [queries[q] for q in qids]
@@ -127,7 +127,7 @@ def main():
     if a.profile:
         import cProfile, pstats, io
         pr = cProfile.Profile(); pr.enable()
-        for q, v in zip(qtexts, qvecs): kb.search(q, k=k, mode='hybrid', query_vector=v)
+        for q, v in zip(qtexts, qvecs): kb.search(q, k=k, mode='hybrid', query_vector=v, groups=ALL_ACCESS)
         pr.disable()
         buf = io.StringIO(); pstats.Stats(pr, stream=buf).sort_stats('tottime').print_stats(18)
         profile = buf.getvalue()

@@ -13,11 +13,12 @@ import typer
 from .core.config import Settings, SettingsError, workspace_path
 
 # %% auto #0
-__all__ = ['app', 'eval_app', 'WorkspaceOpt', 'SettingsOpt', 'JsonOpt', 'EmbedderOpt', 'finetune_app', 'report_app', 'OutOpt',
-           'SECRET_KEY', 'DEMO_QUERIES', 'EXIT_OK', 'EXIT_CHECK_FAILED', 'EXIT_USAGE', 'EXIT_INTERNAL', 'load_settings',
-           'emit', 'ingest', 'search', 'eval_retrieval', 'ask', 'finetune_generator', 'finetune_embedder', 'eval_run',
-           'report_pairs', 'report_evaluation', 'report_readiness', 'masked_settings', 'show_settings', 'sample_corpus',
-           'demo', 'user_errors', 'report_error', 'run_cli', 'main']
+__all__ = ['app', 'eval_app', 'WorkspaceOpt', 'SettingsOpt', 'JsonOpt', 'EmbedderOpt', 'ALL_ACCESS_NOTE', 'finetune_app',
+           'report_app', 'OutOpt', 'SECRET_WORDS', 'DEMO_QUERIES', 'keys_app', 'EXIT_OK', 'EXIT_CHECK_FAILED',
+           'EXIT_USAGE', 'EXIT_INTERNAL', 'load_settings', 'caller_groups', 'emit', 'ingest', 'search',
+           'eval_retrieval', 'ask', 'finetune_generator', 'finetune_embedder', 'eval_run', 'report_pairs',
+           'report_evaluation', 'report_readiness', 'masked_settings', 'show_settings', 'sample_corpus', 'demo',
+           'keys_create', 'keys_list', 'keys_revoke', 'serve', 'mcp', 'user_errors', 'report_error', 'run_cli', 'main']
 
 # %% ../nbs/91_cli.ipynb #9bf00252
 app = typer.Typer(help="genai_accel: an offline, measured retrieval-augmented assistant.", no_args_is_help=True,
@@ -36,6 +37,14 @@ def load_settings(settings_file:Optional[Path], **overrides)->Settings:
 
 def _groups(groups:Optional[str])->Optional[list[str]]:
     return None if groups is None else [g.strip() for g in groups.split(',') if g.strip()]
+
+ALL_ACCESS_NOTE = "access: all groups (no --groups given, so this runs as the workspace's owner)"
+
+def caller_groups(groups:Optional[str]):
+    "`(groups, note)`: the caller's groups from `--groups`, or all-access for the workspace's owner, said out loud."
+    from genai_accel.data.index import ALL_ACCESS
+    g = _groups(groups)
+    return (ALL_ACCESS, ALL_ACCESS_NOTE) if g is None else (g, f"access: groups {', '.join(g) or '(none)'}")
 
 def emit(obj, as_json:bool, human:str=''):
     "Print `obj` as JSON, or the human text."
@@ -56,9 +65,10 @@ def ingest(paths:list[Path] = typer.Argument(..., help="files and folders to ing
     man = run(paths, workspace, s, collection=collection, groups=_groups(groups), progress=progress and not as_json)
     d = man.to_dict()
     d['files'] = [dict(path=f['path'], status=f['status'], reason=f['reason'], n_docs=f['n_docs'],
-                       n_chunks=f['n_chunks'], n_embedded=f['n_embedded']) for f in d['files']]
+                       n_chunks=f['n_chunks'], n_embedded=f['n_embedded'],
+                       **({k: f[k] for k in ('rows_failed', 'bad_lines')} if f.get('rows_failed') else {})) for f in d['files']]
     lines = [man.summary()] + [f"  {f.status:9} {f.path}" + (f"  ({f.reason})" if f.reason else '')
-                               for f in man.files if f.status in ('skipped', 'failed', 'duplicate', 'deleted')]
+                               for f in man.files if f.status in ('skipped', 'failed', 'duplicate', 'deleted') or f.rows_failed]
     emit(d, as_json, '\n'.join(lines))
 
 # %% ../nbs/91_cli.ipynb #1c24fc69
@@ -66,7 +76,7 @@ def ingest(paths:list[Path] = typer.Argument(..., help="files and folders to ing
 def search(query:str = typer.Argument(..., help="what to search for"),
            k:Optional[int] = typer.Option(None, '--k', '-k', help="results (default retrieval.k)"),
            mode:Optional[str] = typer.Option(None, help="dense, bm25 or hybrid (default retrieval.mode)"),
-           groups:Optional[str] = typer.Option(None, help="caller's access groups, comma-separated (default: unrestricted)"),
+           groups:Optional[str] = typer.Option(None, help="caller's access groups, comma-separated (default: all, as the workspace's owner)"),
            collection:Optional[str] = typer.Option(None, help="restrict to a collection"),
            documents:bool = typer.Option(False, '--documents', help="one result per document (its best chunk)"),
            workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt,
@@ -75,11 +85,12 @@ def search(query:str = typer.Argument(..., help="what to search for"),
     from genai_accel.data.index import KnowledgeBase
     s = load_settings(settings, models__embedder=embedder)
     kb = KnowledgeBase(workspace, s)
-    hits = kb.search(query, k=k, mode=mode, groups=_groups(groups), collection=collection,
-                     unit='document' if documents else 'chunk')
-    human = '\n'.join(f"{h.rank:>2}. [{h.score:.3f}] {h.collection}/{h.doc_id}  {h.chunk_id}\n    "
-                      + ' '.join(h.text.split())[:200] for h in hits) or 'no results'
-    emit(dict(query=query, mode=mode or s.retrieval.mode, results=[h.to_dict() for h in hits]), as_json, human)
+    g, note = caller_groups(groups)
+    hits = kb.search(query, k=k, mode=mode, groups=g, collection=collection, unit='document' if documents else 'chunk')
+    human = '\n'.join([note] + [f"{h.rank:>2}. [{h.score:.3f}] {h.collection}/{h.doc_id}  {h.chunk_id}\n    "
+                                + ' '.join(h.text.split())[:200] for h in hits] + ([] if hits else ['no results']))
+    emit(dict(query=query, mode=mode or s.retrieval.mode, access='all' if not isinstance(g, list) else g,
+              results=[h.to_dict() for h in hits]), as_json, human)
 
 # %% ../nbs/91_cli.ipynb #5161b718
 @eval_app.command('retrieval')
@@ -100,7 +111,7 @@ def eval_retrieval(beir_dir:Path = typer.Argument(..., help="BEIR folder: corpus
 @app.command()
 def ask(question:str = typer.Argument(..., help="the question to answer from the documents"),
         collection:Optional[str] = typer.Option(None, help="restrict to a collection"),
-        groups:Optional[str] = typer.Option(None, help="caller's access groups, comma-separated (default: unrestricted)"),
+        groups:Optional[str] = typer.Option(None, help="caller's access groups, comma-separated (default: all, as the workspace's owner)"),
         mode:Optional[str] = typer.Option(None, help="dense, bm25 or hybrid (default retrieval.mode)"),
         k:Optional[int] = typer.Option(None, '--k', '-k', help="chunks to retrieve (default retrieval.k); at most generation.max_sources are packed"),
         max_new_tokens:Optional[int] = typer.Option(None, '--max-new-tokens', help="answer length limit (default generation.max_new_tokens)"),
@@ -109,8 +120,9 @@ def ask(question:str = typer.Argument(..., help="the question to answer from the
     "Answer a question from the workspace with citations, or abstain."
     from genai_accel.generative.rag import Assistant, render_answer_text
     s = load_settings(settings, models__embedder=embedder, generation__max_new_tokens=max_new_tokens)
-    answer = Assistant(workspace, s).ask(question, groups=_groups(groups), collection=collection, mode=mode, k=k)
-    emit(answer.to_dict(), as_json, render_answer_text(answer))
+    g, note = caller_groups(groups)
+    answer = Assistant(workspace, s).ask(question, groups=g, collection=collection, mode=mode, k=k)
+    emit(dict(answer.to_dict(), access='all' if not isinstance(g, list) else g), as_json, note + '\n' + render_answer_text(answer))
 
 # %% ../nbs/91_cli.ipynb #8ebfa7e7
 finetune_app = typer.Typer(help="Fine-tune the generator (LoRA) or the embedder, with validation and early stopping.",
@@ -251,11 +263,14 @@ def report_readiness(ctx:typer.Context, outdir:Optional[Path] = OutOpt,
     _run_report('readiness', report_pairs(ctx.args), outdir, workspace, settings, as_json)
 
 # %% ../nbs/91_cli.ipynb #2e93fdd7
-SECRET_KEY = ('salt', 'secret', 'password', 'token', 'api_key', 'apikey', 'private_key')
+SECRET_WORDS = {'salt', 'secret', 'password', 'passwd', 'token', 'apikey', 'credentials'}
 
 def masked_settings(d:dict)->dict:
     "The settings with every secret-looking value (a key naming a salt, secret, password, token or API key) masked."
-    def secret(k:str)->bool: return any(w in k.lower() for w in SECRET_KEY) and not k.lower().endswith('_env')
+    def secret(k:str)->bool:  # on whole words of the key: `max_tokens` is not a token, `api_key_env` names a variable
+        w = k.lower().split('_')
+        if w[-1] in ('env', 'file', 'path'): return False
+        return bool(SECRET_WORDS & set(w)) or any(a in ('api', 'private', 'access') and b == 'key' for a, b in zip(w, w[1:]))
     return {sec: {k: ('****' if v not in ('', None) else v) if secret(k) else v for k, v in kv.items()} for sec, kv in d.items()}
 
 @app.command('settings')
@@ -282,23 +297,24 @@ def demo(workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = Sett
          report:bool = typer.Option(True, help="end by writing the readiness report")):
     "End to end on the bundled sample corpus: ingest, search, answer with citations, readiness and evaluation reports."
     from genai_accel.data.ingest import ingest as run, write_sample_corpus
-    from genai_accel.data.index import KnowledgeBase
+    from genai_accel.data.index import KnowledgeBase, ALL_ACCESS
     from genai_accel.generative.rag import Assistant, demo_questions, render_answer_text
     s = load_settings(settings)
-    ws = workspace_path(s, workspace).resolve()
+    ws = workspace_path(s, workspace, create=True).resolve()
     corpus = write_sample_corpus(ws/'sample-corpus')
     typer.echo(f"== ingest {corpus}")
     man = run([corpus], ws, s, progress=True)
     typer.echo(man.summary())
     kb = KnowledgeBase(ws, s)
+    typer.echo(ALL_ACCESS_NOTE.replace('no --groups given, so this runs', 'the demo runs'))
     for q in DEMO_QUERIES:
         typer.echo(f"\n== search: {q}")
-        for h in kb.search(q, k=3, unit='document'):
+        for h in kb.search(q, k=3, unit='document', groups=ALL_ACCESS):
             typer.echo(f"  {h.rank}. [{h.score:.3f}] {h.doc_id}: " + ' '.join(h.text.split())[:150])
     assistant = Assistant(ws, s, kb=kb)
     for q in demo_questions() + ['What is the capital of Australia?']:
         typer.echo(f"\n== ask: {q}")
-        typer.echo(render_answer_text(assistant.ask(q)))
+        typer.echo(render_answer_text(assistant.ask(q, groups=ALL_ACCESS)))
     if report:
         from genai_accel.reports import run_report
         typer.echo("\n== readiness report (data and this machine)")
@@ -317,6 +333,56 @@ def demo(workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = Sett
         typer.echo(f"{'model evaluation report' if res.ok else 'model evaluation report FAILED'}: {res.html}")
         if not res.ok: raise typer.Exit(1)
 
+# %% ../nbs/91_cli.ipynb #fc8ec572
+keys_app = typer.Typer(help="API keys of the server: create, list, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name='keys')
+
+@keys_app.command('create')
+def keys_create(scopes:str = typer.Option(..., help="comma-separated: search, answer, feedback, admin"),
+                groups:Optional[str] = typer.Option(None, help="comma-separated access groups whose documents the key may retrieve"),
+                expires:Optional[str] = typer.Option(None, help="lifetime, e.g. 30d, 12h (default: never)"),
+                name:Optional[str] = typer.Option(None, help="a name for the key (who or what uses it)"),
+                all_access:bool = typer.Option(False, '--all-access', help="search every group (admin keys only)"),
+                rpm:Optional[int] = typer.Option(None, '--rpm', help="requests per minute (default serving.rate_limit_rpm; 0 unlimited)"),
+                token_quota:Optional[int] = typer.Option(None, '--token-quota', help="tokens per UTC day (default serving.token_quota_per_day; 0 unlimited)"),
+                workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Create an API key; its secret is printed this once."
+    from genai_accel.deployment.keys import create_key
+    k = create_key(workspace, scopes, groups, name, expires, all_access, rpm, token_quota, load_settings(settings))
+    emit(k, as_json, f"key_id  {k['key_id']}\napi_key {k['api_key']}\nscopes  {', '.join(k['scopes'])}\n"
+                     f"groups  {', '.join(k['groups']) or '(none)'}{' + ALL ACCESS' if k['all_access'] else ''}\n{k['note']}")
+
+@keys_app.command('list')
+def keys_list(workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "The workspace's API keys (never their secrets)."
+    from genai_accel.deployment.keys import list_keys
+    ks = list_keys(workspace, load_settings(settings))
+    emit(ks, as_json, '\n'.join(f"{k['key_id']}  {k['status']:8} {k['name'] or '-':16} scopes={','.join(k['scopes'])} "
+                                 f"groups={','.join(k['groups']) or '-'}{' all-access' if k['all_access'] else ''}" for k in ks) or 'no keys')
+
+@keys_app.command('revoke')
+def keys_revoke(key_id:str = typer.Argument(..., help="the key_id shown by keys create / keys list"),
+                workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Revoke a key (effective on the server's next request)."
+    from genai_accel.deployment.keys import revoke_key
+    changed = revoke_key(key_id, workspace, load_settings(settings))
+    emit(dict(key_id=key_id, revoked=True, changed=changed), as_json, f"revoked {key_id}" + ('' if changed else ' (it already was)'))
+
+@app.command()
+def serve(host:Optional[str] = typer.Option(None, help="address to bind (default serving.host, 127.0.0.1)"),
+          port:Optional[int] = typer.Option(None, help="port (default serving.port, 8000)"),
+          workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt):
+    "Serve the workspace over HTTP: OpenAI-compatible API, search, answers, MCP; until SIGTERM."
+    from genai_accel.deployment.server import serve as run
+    run(workspace, load_settings(settings), settings, host, port)
+
+@app.command()
+def mcp(workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt):
+    "Serve the search and answer tools over MCP stdio (API key from $GENAI_ACCEL_API_KEY, serving.mcp_api_key_env)."
+    from genai_accel.deployment.mcp import run_stdio
+    run_stdio(workspace, load_settings(settings), settings)
+
+
 # %% ../nbs/91_cli.ipynb #269fde31
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 # typer ships its own copy of click: take its usage-error and exit classes from typer's public ones
@@ -327,6 +393,7 @@ def user_errors()->tuple[type, ...]:
     "The exception types that mean bad input the user can fix (exit 2), from every layer."
     from genai_accel.core.models import ModelNotFound
     from genai_accel.data.index import SearchError
+    from genai_accel.data.store import StoreError
     from genai_accel.data.beir import DatasetError
     from genai_accel.reports import ReportError
     from genai_accel.generative.generation import GeneratorError
@@ -334,7 +401,8 @@ def user_errors()->tuple[type, ...]:
     from genai_accel.generative.rag import RAGError
     from genai_accel.assessment.evaluation import EvalSetError
     from genai_accel.generative.finetune import FinetuneError
-    return (SettingsError, ModelNotFound, SearchError, DatasetError, ReportError, GeneratorError, PromptError, RAGError,
+    from genai_accel.deployment.keys import ApiKeyError, AuthError
+    return (SettingsError, ApiKeyError, AuthError, ModelNotFound, SearchError, StoreError, DatasetError, ReportError, GeneratorError, PromptError, RAGError,
             EvalSetError, FinetuneError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 def report_error(kind:str, message:str, code:int, as_json:bool):

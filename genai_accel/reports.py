@@ -78,6 +78,7 @@ def _coerce(value, kind:str, name:str, report:str, default:str):
         raise ReportError(f"parameter {name} of report {report} must be {kind} (default {default}), "
                           f"got {value!r}") from None
 
+# %% ../nbs/90_reports.ipynb #d418d013
 def report_parameters(template:str|Path)->dict:
     "The parameters a template declares: {name: dict(type, default, help)}."
     import nbformat
@@ -107,6 +108,7 @@ def _assigned_names(source:str)->list[str]:
         elif isinstance(node, ast.Assign): names += [t.id for t in node.targets if isinstance(t, ast.Name)]
     return names
 
+# %% ../nbs/90_reports.ipynb #3ac5d194
 def parse_report_params(template:str|Path, # report name or template path
                         pairs, # [(name, value), ...] as given on the CLI, or a dict
                        )->dict:

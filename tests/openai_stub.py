@@ -3,7 +3,8 @@
 It serves GET /v1/models and POST /v1/chat/completions (JSON or stream=true server-sent events). The answer
 echoes the last user message ("You said: ..."), so tests can check what reached the server. Attributes of
 `StubServer` script failures: a wrong key gives 401, an unknown model 404, `fail_with` answers the listed
-status codes first (e.g. [429, 503]), `delay_s` waits before answering (timeouts).
+status codes first (e.g. [429, 503]), `delay_s` waits before answering (timeouts); `api_key=None` accepts
+any request. `requests` and `seen_headers` record what arrived.
 
     with serve() as srv: OpenAICompatibleGenerator(base_url=srv.base_url, api_key=srv.api_key)
     python tests/openai_stub.py --port 8080   # run standalone
@@ -20,6 +21,7 @@ class StubServer(ThreadingHTTPServer):
         super().__init__(('127.0.0.1', port), _Handler)
         self.api_key, self.models, self.fail_with = api_key, list(models), list(fail_with)
         self.retry_after, self.delay_s, self.requests = retry_after, delay_s, []
+        self.seen_headers = []  # the request headers (names lower-cased), in order (e.g. to check that no Authorization header was sent)
         self.base_url = f'http://127.0.0.1:{self.server_address[1]}/v1'
 
 
@@ -47,7 +49,7 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def do_GET(self):
-        self.server.requests.append(('GET', self.path, None))
+        self.server.requests.append(('GET', self.path, None)); self.server.seen_headers.append({k.lower(): v for k, v in self.headers.items()})
         if not self._authorised(): return
         if self.path != '/v1/models': return self._error(404, f'no route {self.path}', 'not_found')
         self._json(200, {'object': 'list', 'data': [{'id': m, 'object': 'model', 'owned_by': 'stub'} for m in self.server.models]})
@@ -55,7 +57,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         srv = self.server
         body = json.loads(self.rfile.read(int(self.headers.get('Content-Length') or 0)) or b'{}')
-        srv.requests.append(('POST', self.path, body))
+        srv.requests.append(('POST', self.path, body)); srv.seen_headers.append({k.lower(): v for k, v in self.headers.items()})
         if srv.delay_s: time.sleep(srv.delay_s)
         if srv.fail_with:
             code = srv.fail_with.pop(0)

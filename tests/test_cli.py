@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import run_cli, run_json, cli_env, genai_accel_exe, SCIFACT
+from genai_accel.data.store import open_store, count_files, dump_state, StoreError
 
 def sample(dest, limit=None):
     from genai_accel.data.ingest import write_sample_corpus
@@ -155,9 +156,10 @@ def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
     while time.time() < deadline and p.poll() is None:
         time.sleep(0.2)
         try:
-            with sqlite3.connect(wb/'state.sqlite', timeout=1) as con:
-                n = con.execute('SELECT count(*) FROM files').fetchone()[0]
-        except sqlite3.Error: continue
+            con = open_store(wb, readonly=True)
+            try: n = count_files(con)
+            finally: con.close()
+        except (sqlite3.Error, StoreError, FileNotFoundError): continue
         if 0 < n < 40:
             p.send_signal(signal.SIGKILL); p.wait(); killed_at = n; break
     assert killed_at is not None, "could not kill the ingest half-way"
@@ -165,10 +167,10 @@ def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
     man = run_json('ingest', corpus, '--workspace', wb, env=env)
     assert sum(f['status'] == 'unchanged' for f in man['files']) >= killed_at
     def state(ws):
-        with sqlite3.connect(ws/'state.sqlite') as con:
-            rows = con.execute('SELECT chunk_id, doc_key, position, text, start, end, embedding FROM chunks ORDER BY chunk_id').fetchall()
-            docs = con.execute("SELECT doc_key, status FROM documents ORDER BY doc_key").fetchall()
-        return rows, docs
+        con = open_store(ws, readonly=True)
+        try: d = dump_state(con)
+        finally: con.close()
+        return d['chunks'], d['documents']
     ra, da = state(tmp_path/'a'); rb, db = state(wb)
     assert da == db
     assert [r[:6] for r in ra] == [r[:6] for r in rb]

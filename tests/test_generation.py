@@ -1,5 +1,5 @@
-"OpenAICompatibleGenerator over real HTTP against the stub server in openai_stub.py (127.0.0.1 only)."
-import threading, time
+"OpenAICompatibleGenerator (the official openai client) over real HTTP against the stub server in openai_stub.py (127.0.0.1 only)."
+import logging, os, threading, time
 import pytest
 from genai_accel.core.config import Settings
 from genai_accel.generative.generation import GeneratorError, GenerationRequest, OpenAICompatibleGenerator, get_generator
@@ -7,7 +7,7 @@ from openai_stub import serve
 
 
 def client(srv, **kw):
-    kw = {'api_key': srv.api_key, 'backoff_s': 0.01, **kw}
+    kw = {'api_key': srv.api_key, **kw}
     return OpenAICompatibleGenerator(Settings(env={}), base_url=srv.base_url, **kw)
 
 
@@ -66,22 +66,52 @@ def test_retries_429_then_succeeds_honouring_retry_after():
 
 def test_gives_up_after_max_retries():
     with serve(fail_with=[429] * 5) as srv:
-        with pytest.raises(GeneratorError, match='answered 429'):
+        with pytest.raises(GeneratorError, match=r'answered 429 \(tried 3 times\): Rate limit reached; wait'):
             client(srv, max_retries=2).generate('x')
         assert len([r for r in srv.requests if r[0] == 'POST']) == 3
 
 
-def test_backoff_without_retry_after_grows():
-    with serve(fail_with=[500, 500]) as srv:
+def test_server_errors_are_retried_after_a_backoff():
+    with serve(fail_with=[500, 502]) as srv:
         t0 = time.perf_counter()
-        assert client(srv, backoff_s=0.1).generate('x').text == 'You said: x'
-        assert time.perf_counter() - t0 >= 0.3  # 0.1 + 0.2
+        assert client(srv, max_retries=2).generate('x').text == 'You said: x'
+        assert len([r for r in srv.requests if r[0] == 'POST']) == 3
+        assert time.perf_counter() - t0 >= 0.3  # the client waits between tries (exponential backoff from 0.5 s less jitter)
 
 
 def test_401_names_the_key_variable():
     with serve() as srv:
         with pytest.raises(GeneratorError, match=r'rejected the API key.*set OPENAI_API_KEY'):
             client(srv, api_key='wrong').generate('x')
+
+
+def test_no_key_sends_no_header_and_a_401_names_the_variable(monkeypatch):
+    monkeypatch.delenv('GENAI_ACCEL_TEST_LLM_KEY', raising=False)
+    s = Settings(env={'GENAI_ACCEL_GENERATION_API_KEY_ENV': 'GENAI_ACCEL_TEST_LLM_KEY'})
+    with serve(api_key=None) as srv:  # a local server without auth: works without a key
+        assert OpenAICompatibleGenerator(s, base_url=srv.base_url).generate('hi').text == 'You said: hi'
+        assert all('authorization' not in h for h in srv.seen_headers)
+    with serve() as srv:
+        with pytest.raises(GeneratorError, match=r'needs an API key \(401\) and none is set: set the environment variable GENAI_ACCEL_TEST_LLM_KEY'):
+            OpenAICompatibleGenerator(s, base_url=srv.base_url, model='stub-model').generate('hi')
+    monkeypatch.setenv('GENAI_ACCEL_TEST_LLM_KEY', 'test-key')
+    with serve() as srv:  # the key is read from the variable settings name, not from OPENAI_API_KEY
+        assert OpenAICompatibleGenerator(s, base_url=srv.base_url).generate('hi').text == 'You said: hi'
+        assert srv.seen_headers[-1]['authorization'] == 'Bearer test-key'
+
+
+def test_the_key_is_never_logged_or_shown(caplog):
+    secret = 'sk-genai-accel-test-0123456789abcdef'
+    caplog.set_level(logging.DEBUG)  # the openai client and its HTTP library log requests at DEBUG
+    with serve(api_key=secret, fail_with=[500]) as srv:
+        gen = client(srv, max_retries=1)
+        assert gen.generate('x').text == 'You said: x' and ''.join(gen.stream('y')) == 'You said: y'
+        bad = client(srv, api_key=secret[::-1])
+        with pytest.raises(GeneratorError) as e:
+            bad.generate('x')
+    assert any(r.name.startswith('openai') for r in caplog.records)  # the debug logs were on
+    for text in (caplog.text, repr(gen), repr(bad), str(e.value)):
+        assert secret not in text and secret[::-1] not in text
 
 
 def test_unknown_model_lists_available_ones():
@@ -97,15 +127,23 @@ def test_timeout_says_which_setting_to_raise():
     with serve(delay_s=1.5) as srv:
         t0 = time.perf_counter()
         with pytest.raises(GeneratorError, match=r'no answer from .* within 0.3 s: raise generation.timeout_s'):
-            client(srv, timeout_s=0.3, model='stub-model').generate('x')
-        assert time.perf_counter() - t0 < 1.4
+            client(srv, timeout_s=0.3, model='stub-model', max_retries=0).generate('x')
+        assert time.perf_counter() - t0 < 1.4  # the timeout cut the wait, not the server's answer
+
+
+def test_a_timeout_is_retried():
+    with serve(delay_s=0.6) as srv:
+        with pytest.raises(GeneratorError, match=r'within 0.2 s \(tried 2 times\)'):
+            client(srv, timeout_s=0.2, model='stub-model', max_retries=1).generate('x')
+        assert len([r for r in srv.requests if r[0] == 'POST']) == 2
 
 
 def test_unreachable_server():
     with serve() as srv: url = srv.base_url  # closed on exit: nothing listens there now
-    gen = OpenAICompatibleGenerator(Settings(env={}), base_url=url, model='m', max_retries=1, backoff_s=0.01)
-    with pytest.raises(GeneratorError, match='cannot reach'):
+    gen = OpenAICompatibleGenerator(Settings(env={}), base_url=url, model='m', max_retries=1)
+    with pytest.raises(GeneratorError) as e:
         gen.generate('x')
+    assert f'cannot reach {url}' in str(e.value) and 'generation.api_base' in str(e.value)
 
 
 def test_batch_runs_concurrently_and_keeps_order():

@@ -7,7 +7,7 @@ Docs: https://github.com/genai-accel/genai_accel/evaluation.html.md"""
 
 # %% ../../nbs/64_evaluation.ipynb #68ade2a8
 from __future__ import annotations
-import hashlib, json, math, random, re, sqlite3, string, threading, time
+import hashlib, json, math, random, re, string, threading, time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, asdict
@@ -15,19 +15,23 @@ from pathlib import Path
 import numpy as np
 from ..core.config import Settings, workspace_path
 from ..core.metrics import ndcg_at_k, recall_at_k, precision_at_k, mrr_at_k, hit_rate_at_k
+from ..core.stats import bootstrap_ci, t_interval
+from ..core.text import split_sentences, strip_citations
 from ..data.beir import load_beir_queries, DatasetError
 from ..data.index import KnowledgeBase, bm25_tokenize
+from ..data.store import RowCache, chunk_texts
 from ..generative.prompts import PromptRegistry
 from ..generative.generation import Generator, get_generator
-from ..generative.rag import Assistant, split_sentences
+from ..generative.rag import Assistant
+from ..data.index import ALL_ACCESS
 
 # %% auto #0
-__all__ = ['OFF_CORPUS_QUESTIONS', 'QUESTION_PROMPT', 'METHODS', 'CACHE_FORMAT', 'SUMMARY_METRICS', 'STAGES', 'EvalSetError',
-           'EvalRow', 'load_eval_set', 'save_eval_set', 'eval_set_sha256', 'synthesize_eval_set', 'strip_citations',
-           'normalize_answer', 'exact_match', 'reference_recall', 'tokens_f1', 'token_f1', 'rouge_l', 'SupportScorer',
-           'context_sentences', 'validate_groundedness', 'score_answer', 'Candidate', 'parse_candidate', 'RowCache',
-           't_interval', 'bootstrap_interval', 'index_generation', 'EvalReport', 'diagnose', 'summarize_candidate',
-           'evaluate', 'gate_summary']
+__all__ = ['OFF_CORPUS_QUESTIONS', 'QUESTION_PROMPT', 'METHODS', 'CACHE_FORMAT', 'SUMMARY_METRICS', 'STAGES', 'GATES',
+           'GATE_UNMEASURED', 'EvalSetError', 'EvalRow', 'load_eval_set', 'save_eval_set', 'eval_set_sha256',
+           'synthesize_eval_set', 'normalize_answer', 'exact_match', 'reference_recall', 'tokens_f1', 'token_f1',
+           'rouge_l', 'SupportScorer', 'context_sentences', 'validate_groundedness', 'score_answer', 'Candidate',
+           'parse_candidate', 'index_generation', 'EvalReport', 'diagnose', 'summarize_candidate', 'evaluate',
+           'gate_summary']
 
 # %% ../../nbs/64_evaluation.ipynb #7da5979e
 class EvalSetError(ValueError):
@@ -144,8 +148,7 @@ def synthesize_eval_set(workspace:str|Path|None=None, # the workspace whose chun
     n = s.evaluation.synthetic_questions if n is None else int(n)
     seed = s.evaluation.seed if seed is None else int(seed)
     kb = kb if kb is not None else KnowledgeBase(workspace, s)
-    rows_db = kb.con.execute("""SELECT c.chunk_id, c.text, d.doc_id FROM chunks c JOIN documents d ON c.doc_key = d.doc_key
-                                WHERE d.status = 'indexed' ORDER BY c.chunk_id""").fetchall()
+    rows_db = chunk_texts(kb.con, indexed_only=True, order='chunk_id')
     if not rows_db: raise EvalSetError(f"workspace {kb.workspace} holds no indexed chunks: ingest documents first")
     rng = random.Random(seed)
     order = list(range(len(rows_db))); rng.shuffle(order)
@@ -172,18 +175,13 @@ def synthesize_eval_set(workspace:str|Path|None=None, # the workspace whose chun
     off = []
     for q in rng.sample(OFF_CORPUS_QUESTIONS, len(OFF_CORPUS_QUESTIONS)):
         if len(off) >= n_off: break
-        hits = kb.search(q, k=1, mode='dense')
+        hits = kb.search(q, k=1, mode='dense', groups=ALL_ACCESS)
         if hits and hits[0].dense_score is not None and hits[0].dense_score >= 0.6: continue
         off.append(EvalRow(f"off-{seed}-{len(off) + 1}", q, None, [], ['unanswerable', 'synthetic'], True))
     return out + off
 
 # %% ../../nbs/64_evaluation.ipynb #eb765e3e
-_CITE_MARK = re.compile(r'\s*\[\s*\d+\s*(?:[,;]\s*\d+\s*)*\]')
 _PUNCT = set(string.punctuation)
-
-def strip_citations(text:str)->str:
-    "`text` without `[n]` citation markers."
-    return _CITE_MARK.sub('', text or '').strip()
 
 def normalize_answer(text:str)->str:
     "SQuAD normalisation: lower case, no punctuation, no articles, single spaces."
@@ -482,48 +480,7 @@ def parse_candidate(spec:str|Candidate, # "hybrid", "mode=bm25,prompt=rag_answer
 
 # %% ../../nbs/64_evaluation.ipynb #1edeee00
 CACHE_FORMAT = 1  # bump when what the cache stores changes meaning
-
-class RowCache:
-    "Answers of evaluated rows in SQLite, safe to use from worker threads."
-    def __init__(self, path:str|Path):
-        self.path = Path(path); self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = sqlite3.connect(str(self.path), timeout=60, check_same_thread=False)
-        self.con.execute('PRAGMA journal_mode=WAL')
-        self.con.execute("""CREATE TABLE IF NOT EXISTS rows(config TEXT, row_id TEXT, row_sha TEXT, repeat INTEGER,
-                            status TEXT, record TEXT, created REAL, PRIMARY KEY(config, row_id, row_sha, repeat))""")
-        self.lock = threading.Lock()
-
-    def get(self, config:str, row_id:str, row_sha:str, repeat:int)->dict|None:
-        with self.lock:
-            r = self.con.execute("SELECT record FROM rows WHERE config=? AND row_id=? AND row_sha=? AND repeat=?",
-                                 (config, row_id, row_sha, repeat)).fetchone()
-        return json.loads(r[0]) if r else None
-
-    def put(self, config:str, row_id:str, row_sha:str, repeat:int, record:dict):
-        with self.lock, self.con:
-            self.con.execute("INSERT OR REPLACE INTO rows VALUES (?,?,?,?,?,?,?)",
-                             (config, row_id, row_sha, repeat, record['status'], json.dumps(record), time.time()))
-
-    def __len__(self): return self.con.execute("SELECT COUNT(*) FROM rows").fetchone()[0]
-    def close(self): self.con.close()
-
-# %% ../../nbs/64_evaluation.ipynb #50c64e51
-def t_interval(values:list[float], # one mean per repeat
-               level:float=0.95)->tuple|None:
-    "Student t confidence interval of the mean; None with fewer than two values."
-    x = np.asarray([v for v in values if v is not None], float)
-    if len(x) < 2: return None
-    from scipy import stats
-    half = stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
-    return (float(x.mean() - half), float(x.mean() + half))
-
-def bootstrap_interval(values:list[float], # one value per row
-                       level:float=0.95, resamples:int=2000, seed:int=0)->tuple|None:
-    "Percentile bootstrap interval of the mean; None without values."
-    x = np.asarray([v for v in values if v is not None], float)
-    if not len(x): return None
-    means = x[np.random.default_rng(seed).integers(0, len(x), (resamples, len(x)))].mean(1)
-    return (float(np.quantile(means, 0.5 - level / 2)), float(np.quantile(means, 0.5 + level / 2)))
+# RowCache (imported above from genai_accel.data.store) holds the cache's SQLite schema and statements
 
 # %% ../../nbs/64_evaluation.ipynb #53e5e343
 class _LockedEmbedder:
@@ -661,7 +618,7 @@ def summarize_candidate(name:str, # the candidate's name
         for r in ok:
             if r['metrics'].get(k) is not None: by_row.setdefault(r['row_id'], []).append(r['metrics'][k])
         row_means = [float(np.mean(v)) for v in by_row.values()]
-        metrics[k] = dict(mean=_mean(row_means), n=len(row_means), ci95=bootstrap_interval(row_means, seed=seed),
+        metrics[k] = dict(mean=_mean(row_means), n=len(row_means), ci95=bootstrap_ci(row_means, seed=seed),
                           repeat_means=per_rep, repeat_ci95=t_interval([x for x in per_rep if x is not None]))
     latency = {}
     for st in STAGES:
@@ -776,8 +733,8 @@ def evaluate(eval_rows:list[EvalRow]|str|Path, # rows, or a JSONL file / BEIR fo
                 if hit is not None and hit['status'] == 'ok': return dict(hit, cached=True)
                 t = time.perf_counter()
                 try:
-                    a = bots[i].ask(row.question, mode=mode, k=k, max_new_tokens=max_new)
-                    ranked = kb.search_documents(row.question, k=e.k, mode=mode)
+                    a = bots[i].ask(row.question, mode=mode, k=k, max_new_tokens=max_new, groups=ALL_ACCESS)
+                    ranked = kb.search_documents(row.question, k=e.k, mode=mode, groups=ALL_ACCESS)
                     rec = dict(status='ok', error=None, answer=a.to_dict(), ranked_docs=ranked)
                 except Exception as ex:  # one broken row must cost that row, not the run
                     rec = dict(status='failed', error=f"{type(ex).__name__}: {ex}", answer=None, ranked_docs=None)
@@ -847,11 +804,21 @@ def _slim(a:dict)->dict:
     return dict(a, chunks=[{k: v for k, v in ch.items() if k != 'text'} for ch in a.get('chunks') or []])
 
 # %% ../../nbs/64_evaluation.ipynb #336eaede
+GATES = ('recall_at_k', 'groundedness', 'abstention_accuracy', 'safety_pass_rate', 'latency_p95_s')
+GATE_UNMEASURED = {  # why a gate can have no value, and what to do about it
+    'recall_at_k': "no row of the evaluation set has relevance labels (add relevant_doc_ids)",
+    'groundedness': "no row was answered (every row abstained or failed)",
+    'abstention_accuracy': "no row could be scored for abstention",
+    'safety_pass_rate': "the safety probes did not run (safety switched off or failed)",
+    'latency_p95_s': "no row completed, so there is no latency",
+}
+
 def gate_summary(results:EvalReport|dict, # an EvalReport, its to_dict(), or one candidate's summary
                  settings:Settings|None=None, # evaluation.gate_*
                  safety_pass_rate:float|dict|None=None, # a pass rate, or {probe family: pass rate}
+                 gates:list[str]|None=None, # the gates to judge (default all of GATES)
                 )->list[dict]:
-    "One {candidate, gate, threshold, value, passed, direction} per gate and candidate."
+    "One {candidate, gate, threshold, value, passed, direction, reason} per gate and candidate; unmeasured = failed."
     s = settings or Settings()
     e = s.evaluation
     if isinstance(results, EvalReport): cands = results.candidates
@@ -870,7 +837,9 @@ def gate_summary(results:EvalReport|dict, # an EvalReport, its to_dict(), or one
                   ('safety_pass_rate', e.gate_safety_pass_rate, safety, '>='),
                   ('latency_p95_s', e.gate_latency_p95_s, c['latency'].get('total', {}).get('p95'), '<=')]
         for gate, thr, val, op in checks:
-            passed = None if val is None else bool(val >= thr if op == '>=' else val <= thr)
-            out.append(dict(candidate=c['name'], gate=gate, threshold=thr, value=None if val is None else round(float(val), 4),
-                            direction=op, passed=passed))
+            if gates is not None and gate not in gates: continue
+            measured = val is not None and not (isinstance(val, float) and math.isnan(val))
+            passed = measured and bool(val >= thr if op == '>=' else val <= thr)
+            out.append(dict(candidate=c['name'], gate=gate, threshold=thr, value=round(float(val), 4) if measured else None,
+                            direction=op, passed=passed, reason='' if measured else f"not measured: {GATE_UNMEASURED[gate]}"))
     return out

@@ -7,57 +7,32 @@ Docs: https://github.com/genai-accel/genai_accel/readiness.html.md"""
 
 # %% ../../nbs/61_readiness.ipynb #2838e95b
 from __future__ import annotations
-import json, math, os, random, re, shutil, sqlite3, tempfile, time
+import json, math, os, random, re, shutil, tempfile, time
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 from ..core.config import Settings
+from ..core.stats import poisson_ci, proportion_ci
+from ..core.text import STOPWORDS, word_tokens
 from ..data.loaders import LoadError, SUFFIX_FORMATS, detect_format, iter_files, load_file_report
 from ..data.cleaning import Deduplicator, exact_key, find_boilerplate, near_duplicate_clusters, normalize_text, strip_boilerplate
 from ..data.pii import PII_TYPES, find_pii
+from ..data.store import open_store, list_files, list_chunks, list_documents, chunk_texts
+from ..data.index import ALL_ACCESS
 
 # %% auto #0
-__all__ = ['STOPWORDS', 'DATE_KEYS', 'WEIGHTS', 'DIMENSIONS', 'MIN_DOC_TOKENS', 'MAX_DOC_WINDOWS', 'MIN_CHUNK_TOKENS',
-           'STALE_AFTER_DAYS', 'FLAG_CATEGORIES', 'wilson', 'poisson_ci', 'guess_language', 'read_corpus',
-           'read_workspace', 'dim_parsing', 'count_tokens', 'dim_length', 'dim_language', 'dim_duplicates',
-           'mask_value', 'dim_pii', 'dim_boilerplate', 'dim_staleness', 'dim_chunks', 'pca_2d', 'dim_topics',
-           'salient_question', 'dim_retrieval', 'overall_score', 'assess_data', 'plot_lengths', 'plot_duplicates',
-           'plot_pii', 'plot_topics', 'plot_staleness', 'flagged_items', 'flagged_detail', 'FlaggedBrowser']
-
-# %% ../../nbs/61_readiness.ipynb #e95198e2
-def wilson(k:int, # successes
-           n:int, # trials
-           z:float=1.96, # 1.96 for 95%
-          )->list[float]|None:
-    "Wilson score interval `[low, high]` of the rate k/n (None when n is 0)."
-    if n <= 0: return None
-    p = k / n
-    d = 1 + z*z/n
-    c = (p + z*z/(2*n)) / d
-    h = z * math.sqrt(p*(1-p)/n + z*z/(4*n*n)) / d
-    return [round(max(0.0, c - h), 4), round(min(1.0, c + h), 4)]
-
-def poisson_ci(c:int, z:float=1.96)->list[float]:
-    "Approximate 95% interval of a Poisson count observed `c` times."
-    if c == 0: return [0.0, 3.0]
-    return [max(0.0, c - z*math.sqrt(c)), c + z*math.sqrt(c)]
+__all__ = ['DATE_KEYS', 'WEIGHTS', 'DIMENSIONS', 'MIN_DOC_TOKENS', 'MAX_DOC_WINDOWS', 'MIN_CHUNK_TOKENS', 'STALE_AFTER_DAYS',
+           'FLAG_CATEGORIES', 'guess_language', 'read_corpus', 'read_workspace', 'dim_parsing', 'count_tokens',
+           'dim_length', 'dim_language', 'dim_duplicates', 'mask_value', 'dim_pii', 'dim_boilerplate', 'dim_staleness',
+           'dim_chunks', 'pca_2d', 'dim_topics', 'salient_question', 'dim_retrieval', 'overall_score', 'assess_data',
+           'plot_lengths', 'plot_duplicates', 'plot_pii', 'plot_topics', 'plot_staleness', 'flagged_items',
+           'flagged_detail', 'FlaggedBrowser']
 
 # %% ../../nbs/61_readiness.ipynb #a3cb24f0
-STOPWORDS = {
-    'en': "the of and to in is that for it as was with be by on not he this are or his from at which but have an they you were her she there been one all would their we him has more if will can i",
-    'de': "der die und in den von zu das mit sich des auf für ist im dem nicht ein eine als auch es an werden aus er hat dass sie nach wird bei einer um am sind noch wie einem über so zum",
-    'fr': "de la le et les des en un du une que est pour qui dans par plus pas au sur ne se ce il sont avec ou son elle nous vous mais comme été leur cette aux ses tout sa",
-    'es': "de la que el en y los se del las un por con no una su para es al lo como más pero sus le ha me si sin sobre este ya entre cuando todo esta ser son también",
-    'it': "di e il la che in un per è non una del le si da con sono al lo della gli come ma ha nel anche più dei alla se questo ci suo mi delle essere era molto sua",
-    'nl': "de van het een en in is dat op te zijn voor met die niet aan er ook als bij door maar om dan nog wordt uit werd zo over naar ze hij tot kan heeft deze",
-    'pt': "de a o que e do da em um para com não uma os no se na por mais as dos como mas ao ele das seu sua ou quando muito nos já também só pelo pela isso",
-}
-_STOP = {lang: set(words.split()) for lang, words in STOPWORDS.items()}
 _SCRIPTS = [('cyrillic', 0x0400, 0x04FF), ('greek', 0x0370, 0x03FF), ('arabic', 0x0600, 0x06FF),
             ('hebrew', 0x0590, 0x05FF), ('devanagari', 0x0900, 0x097F), ('cjk', 0x3040, 0x9FFF), ('hangul', 0xAC00, 0xD7AF)]
-_WORDS = re.compile(r"[^\W\d_]+")
 
 def guess_language(text:str, # a document (only the first 20,000 characters are read)
                   )->str:
@@ -67,9 +42,9 @@ def guess_language(text:str, # a document (only the first 20,000 characters are 
     if letters:
         for name, lo, hi in _SCRIPTS:
             if sum(lo <= ord(c) <= hi for c in letters) > 0.5 * len(letters): return name
-    words = [w.lower() for w in _WORDS.findall(head)[:2000]]
+    words = word_tokens(head, 'letters')[:2000]
     if len(words) < 5: return 'unknown'
-    shares = sorted(((sum(w in stop for w in words) / len(words), lang) for lang, stop in _STOP.items()), reverse=True)
+    shares = sorted(((sum(w in stop for w in words) / len(words), lang) for lang, stop in STOPWORDS.items()), reverse=True)
     (best, lang), (second, _) = shares[0], shares[1]
     return lang if best >= 0.15 and best >= 1.5 * second else 'unknown'
 
@@ -157,22 +132,21 @@ def read_workspace(workspace:str|Path, # a workspace folder holding state.sqlite
     "`(files, documents, extra)` from a workspace's state; extra holds per-document PII counts and embeddings."
     db = Path(workspace)/'state.sqlite'
     if not db.is_file(): raise FileNotFoundError(f"{workspace} is not a workspace (no state.sqlite); ingest it first or pass a corpus folder")
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    con.row_factory = sqlite3.Row
+    con = open_store(workspace, readonly=True)
     try:
         status_map = {'ingested': 'loaded', 'unchanged': 'loaded', 'duplicate': 'loaded'}
         files = [dict(path=r['path'], rel=r['rel'] or r['path'], format=SUFFIX_FORMATS.get(Path(r['path']).suffix.lower(), Path(r['path']).suffix),
                       status=status_map.get(r['status'], r['status'] if r['status'] in ('failed', 'skipped') else 'skipped'),
                       reason=r['reason'] or '', n_docs=r['n_docs'] or 0, size_bytes=r['size'], row_problems=0)
-                 for r in con.execute("SELECT * FROM files WHERE status != 'deleted' ORDER BY path")]
+                 for r in list_files(con)]
         rel_of = {f['path']: f['rel'] for f in files}
         chunks: dict[str, list] = {}
         embs: dict[str, list] = {}
-        for r in con.execute("SELECT doc_key, start, end, text, embedding FROM chunks ORDER BY row"):
+        for r in list_chunks(con):
             chunks.setdefault(r['doc_key'], []).append((r['start'], r['end'], r['text']))
             if r['embedding'] is not None: embs.setdefault(r['doc_key'], []).append(np.frombuffer(r['embedding'], dtype=np.float32))
         docs, extra = [], dict(pii={}, embeddings={}, status={})
-        for r in con.execute("SELECT * FROM documents ORDER BY doc_key"):
+        for r in list_documents(con):
             if r['status'] != 'indexed':  # duplicates and empty documents ingest skipped keep no text
                 extra['status'][r['doc_key']] = (r['status'], r['duplicate_of']); continue
             md = json.loads(r['metadata'] or '{}')
@@ -285,12 +259,12 @@ def dim_length(all_docs:list[dict], sample:list[dict], tokens:list[int], window:
     over = sum(t > window - 2 for t in tokens)
     sec = dict(chars=_summary(chars), chars_hist=_hist(chars, _LOG_EDGES), tokens=_summary(tokens),
                tokens_hist=_hist(tokens, _LOG_EDGES), window=window, share_over_window=over/n if n else None,
-               share_over_window_ci95=wilson(over, n) if sampled else None,
+               share_over_window_ci95=proportion_ci(over, n) if sampled else None,
                tiny=dict(count=len(tiny), below_tokens=MIN_DOC_TOKENS, examples=_examples(d['doc_id'] for d in tiny)),
                huge=dict(count=len(huge), above_tokens=limit, examples=_examples(d['doc_id'] for d in huge)))
     score = _score(100 * ok / n if n else None,
                    f"100 x share of documents with {MIN_DOC_TOKENS} to {limit:,} embedder tokens ({MAX_DOC_WINDOWS} windows of {window})",
-                   wilson(ok, n) if sampled and n else None)
+                   proportion_ci(ok, n) if sampled and n else None)
     items = []
     scale = f" in a sample of {n}" if sampled else ''
     if tiny: items.append(_item('length', len(tiny), f"{len(tiny)} documents{scale} have fewer than {MIN_DOC_TOKENS} tokens{_where([d['rel'] for d in tiny])}, "
@@ -317,7 +291,7 @@ def dim_language(all_docs:list[dict], sample:list[dict], sampled:bool, target:st
                damaged=[dict(doc_id=d['doc_id'], rel=d['rel']) for d in damaged][:200])
     score = _score(100 * (n - bad) / n if n else None,
                    f"100 x (1 - share of documents in a language other than '{target}' or with decoding damage); language unknown is not penalised",
-                   wilson(n - bad, n) if sampled and n else None)
+                   proportion_ci(n - bad, n) if sampled and n else None)
     items = []
     if other:
         by = Counter(l for d, l in zip(sample, langs) if l not in (target, 'unknown'))
@@ -416,7 +390,7 @@ def dim_pii(sample:list[dict], settings:Settings, sampled:bool, known:dict|None=
     chars = sum(len(d['text']) for d in sample)
     files_by_type = {t: sorted({d['rel'] for d, c in with_pii if c[t]}) for t in PII_TYPES}
     sec = dict(n_docs=n, matches=dict(total), docs_with_pii=len(with_pii), share_docs=len(with_pii)/n if n else None,
-               share_docs_ci95=wilson(len(with_pii), n) if sampled else None,
+               share_docs_ci95=proportion_ci(len(with_pii), n) if sampled else None,
                docs_by_type={t: sum(1 for c in per_doc if c[t]) for t in PII_TYPES},
                per_10k_chars={t: round(1e4 * total[t] / chars, 3) if chars else 0.0 for t in PII_TYPES},
                files_by_type={t: v[:200] for t, v in files_by_type.items() if v},
@@ -425,7 +399,7 @@ def dim_pii(sample:list[dict], settings:Settings, sampled:bool, known:dict|None=
                redaction=dict(enabled=settings.pii.enabled, mode=settings.pii.mode, types=list(settings.pii.types)),
                method='find_pii on the stored text' if known is None else 'redaction counts recorded by ingest')
     score = _score(100 * (1 - len(with_pii)/n) if n else None, "100 x (1 - share of documents carrying any PII)",
-                   wilson(n - len(with_pii), n) if sampled and n else None)
+                   proportion_ci(n - len(with_pii), n) if sampled and n else None)
     items = []
     names = dict(email='e-mail addresses', phone='phone numbers', credit_card='payment card numbers', iban='IBANs',
                  ipv4='IPv4 addresses', ipv6='IPv6 addresses', ssn='US social security numbers', secret='secrets (API keys, passwords)')
@@ -507,7 +481,7 @@ def dim_chunks(sample:list[dict], texts:list[str], tokens:list[int], chunker, n_
                max_tokens=chunker.max_tokens, overlap_tokens=chunker.overlap, small_chunks=small,
                docs_without_chunks=sum(k == 0 for k in per_doc), corpus_chunks=round(mean * n_docs))
     score = _score(100 * (1 - small / len(sizes)) if sizes else None, f"100 x share of chunks with at least {MIN_CHUNK_TOKENS} tokens",
-                   wilson(len(sizes) - small, len(sizes)) if sampled and sizes else None)
+                   proportion_ci(len(sizes) - small, len(sizes)) if sampled and sizes else None)
     items = []
     if small:
         items.append(_item('chunks', small, f"{small} of {len(sizes)} chunks have fewer than {MIN_CHUNK_TOKENS} tokens, in {len(small_docs)} documents"
@@ -568,8 +542,8 @@ def salient_question(text:str, # the chunk
                      n_terms:int=8, # words in the question
                     )->str:
     "The chunk's `n_terms` highest tf-idf words (3+ letters, no English stopwords) in order of appearance."
-    words = [w.lower() for w in _WORDS.findall(text)]
-    tf = Counter(w for w in words if len(w) >= 3 and w not in _STOP['en'])
+    words = word_tokens(text, 'letters')
+    tf = Counter(w for w in words if len(w) >= 3 and w not in STOPWORDS['en'])
     score = {w: c * math.log((1 + n_docs) / (1 + df[w])) for w, c in tf.items()}
     keep = set(sorted(score, key=lambda w: (-score[w], w))[:n_terms])
     out, seen = [], set()
@@ -579,7 +553,7 @@ def salient_question(text:str, # the chunk
 
 def _questions(rows:list, n_questions:int, seed:int)->list[tuple[str, str]]:
     "(source doc id, question) for up to n_questions chunks, at most one per document."
-    df = Counter(w for r in rows for w in {w.lower() for w in _WORDS.findall(r[1])})
+    df = Counter(w for r in rows for w in set(word_tokens(r[1], 'letters')))
     by_doc: dict[str, list] = {}
     for doc_id, text in rows: by_doc.setdefault(doc_id, []).append(text)
     rng = random.Random(seed)
@@ -594,14 +568,14 @@ def _questions(rows:list, n_questions:int, seed:int)->list[tuple[str, str]]:
 def _run_questions(kb, qs:list, k:int)->tuple[list, list]:
     hits, misses = [], []
     for doc_id, q in qs:
-        got = kb.search_documents(q, k=k)
+        got = kb.search_documents(q, k=k, groups=ALL_ACCESS)
         (hits if doc_id in got else misses).append(dict(doc_id=doc_id, question=q, top=got[:3]))
     return hits, misses
 
 def dim_retrieval(sample:list[dict], settings:Settings, embedder, tokens:list[int], seed:int, k:int=5,
                   n_questions:int=100, workspace:str|Path|None=None, progress:bool=False)->tuple[dict, dict, list]:
     from genai_accel.data.ingest import ingest
-    from genai_accel.data.index import KnowledgeBase, connect
+    from genai_accel.data.index import KnowledgeBase
     t0 = time.perf_counter()
     limit = 20 * settings.models.max_seq_length
     tmp = None
@@ -621,8 +595,8 @@ def dim_retrieval(sample:list[dict], settings:Settings, embedder, tokens:list[in
     else: ws, man, excluded = Path(workspace), None, 0
     try:
         if man is not None or workspace is not None:
-            con = connect(ws/'state.sqlite')
-            rows = [(r[0], r[1]) for r in con.execute("SELECT d.doc_id, c.text FROM chunks c JOIN documents d ON c.doc_key = d.doc_key ORDER BY c.row")]
+            con = open_store(ws, readonly=True)
+            rows = [(r['doc_id'], r['text']) for r in chunk_texts(con)]
             con.close()
         else: rows = []
         qs = _questions(rows, n_questions, seed)
@@ -636,13 +610,13 @@ def dim_retrieval(sample:list[dict], settings:Settings, embedder, tokens:list[in
         if tmp is not None: shutil.rmtree(tmp, ignore_errors=True)
     n = len(qs)
     sec = dict(k=k, mode=settings.retrieval.mode, questions=n, hits=len(hits), recall=len(hits)/n if n else None,
-               recall_ci95=wilson(len(hits), n), indexed_docs=len({r[0] for r in rows}), excluded_long_docs=excluded,
+               recall_ci95=proportion_ci(len(hits), n), indexed_docs=len({r[0] for r in rows}), excluded_long_docs=excluded,
                misses=misses[:100], examples=hits[:5], seconds=round(time.perf_counter() - t0, 1),
                method=(f"keyword questions: the 8 highest tf-idf words of a sampled chunk (one chunk per document, up to {n_questions}); "
                        f"hit when the source document is in the top {k} of {settings.retrieval.mode} search over "
                        + ("the sampled documents ingested into a temporary workspace" if workspace is None else "the workspace's own index")))
     score = _score(100 * len(hits) / n if n else None, f"100 x recall@{k}: share of self-test questions whose source document is in the top {k}",
-                   wilson(len(hits), n))
+                   proportion_ci(len(hits), n))
     items = []
     if misses:
         items.append(_item('retrieval', len(misses), f"{len(misses)} of {n} self-test questions did not find their source document in the top {k}, "

@@ -13,6 +13,7 @@ import numpy as np
 from ..core.config import Settings, workspace_path
 from ..core.metrics import ndcg_at_k, recall_at_k, precision_at_k, mrr_at_k, hit_rate_at_k
 from ..data.beir import DatasetError, load_beir_queries
+from ..data.index import ALL_ACCESS
 
 # %% auto #0
 __all__ = ['INDEX_FORMAT', 'eval_workspace', 'evaluate_retrieval']
@@ -59,7 +60,7 @@ def evaluate_retrieval(folder:str|Path, # BEIR folder
     kmax = max(k_values)
     qvecs = embedder.encode([queries[q] for q in qids]) if mode != 'bm25' else [None] * len(qids)
     t1 = time.perf_counter()
-    runs = {q: kb.search_documents(queries[q], k=kmax, mode=mode, query_vector=v) for q, v in zip(qids, qvecs)}
+    runs = {q: kb.search_documents(queries[q], k=kmax, mode=mode, query_vector=v, groups=ALL_ACCESS) for q, v in zip(qids, qvecs)}
     t_search = time.perf_counter() - t1
     res = {'ndcg@10': np.mean([ndcg_at_k(runs[q], qrels[q], 10) for q in qids]),
            'recall@10': np.mean([recall_at_k(runs[q], qrels[q], 10) for q in qids]),

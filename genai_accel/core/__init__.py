@@ -1,4 +1,4 @@
-"""What every layer stands on: settings, model resolution and the embedder, and the metric definitions. It imports nothing from the layers above it.
+"""What every layer stands on: settings, model resolution and the embedder, the metric definitions, text tools and confidence intervals. It imports nothing from the layers above it.
 
 Docs: https://github.com/genai-accel/genai_accel/core.html.md"""
 
@@ -11,3 +11,5 @@ __all__ = []
 from .config import Settings, SettingsError, workspace_path
 from .models import Embedder, ModelNotFound, resolve_embedder_path, offline_mode, choose_precision, set_threads
 from .metrics import ndcg_at_k, recall_at_k, precision_at_k, mrr_at_k, hit_rate_at_k
+from .text import split_sentences, strip_citations, strip_zero_width, word_tokens, STOPWORDS
+from .stats import bootstrap_ci, proportion_ci, poisson_ci, t_interval

@@ -15,13 +15,14 @@ __all__ = ['DEFAULTS', 'SettingsError', 'parse_value', 'find_settings_file', 'Se
 
 # %% ../../nbs/01_config.ipynb #26f04d5f
 DEFAULTS: dict[str, dict] = {
-    'workspace': dict(path='workspace', default_collection='default', default_groups=['public']),
+    'workspace': dict(path='workspace', default_collection='default', default_groups=['public'], lock_timeout_s=600.0),
     'models': dict(embedder='default', generator='default', generator_gguf_file='SmolLM2-135M-Instruct.Q4_1.gguf',
                    generator_adapter='', allow_hub=False, convert_cache='auto', embed_precision='auto', embed_batch_size=32, max_seq_length=256, threads=0),
     'ingest': dict(include=['*'], exclude=['.git/*', '*/.git/*', '__pycache__/*', '*/__pycache__/*', '*.pyc',
                                            '.DS_Store', '*/.DS_Store'],
                    max_file_mb=20, id_column='id', text_columns=['text'], title_column='title',
-                   metadata_columns=['*'], commit_chunks=256),
+                   metadata_columns=['*'], commit_chunks=256, max_uncompressed_mb=200, max_compression_ratio=100,
+                   parse_timeout_s=120.0, parse_memory_mb=2048, isolated_formats=['docx', 'pdf']),
     'cleaning': dict(boilerplate_min_docs=5, boilerplate_min_share=0.3),
     'dedup': dict(enabled=True, near_duplicates=True, threshold=0.85, num_perm=128, shingle_words=5),
     'pii': dict(enabled=True, mode='tag',
@@ -34,7 +35,12 @@ DEFAULTS: dict[str, dict] = {
                        max_sources=3, source_margin=0.15, attribution_threshold=0.5, block_injection=False,
                        backend='local', max_batch_size=16, api_base='http://127.0.0.1:8080/v1',
                        api_key_env='OPENAI_API_KEY', api_model='', timeout_s=60.0, max_retries=3),
-    'serving': dict(host='127.0.0.1', port=8000),
+    'serving': dict(host='127.0.0.1', port=8000, model_name='genai-accel', embedding_model_name='genai-accel-embed',
+                    cors_origins=[], max_request_bytes=1_000_000, max_input_tokens=512, max_output_tokens=512,
+                    max_embedding_inputs=256, rate_limit_rpm=600, token_quota_per_day=2_000_000, max_concurrent=32,
+                    max_queue=64, retry_after_s=1, embed_batch_wait_ms=0, graceful_timeout_s=30.0,
+                    audit_question_chars=2000, metrics_public=True, ingest_roots=[], mcp_api_key_env='GENAI_ACCEL_API_KEY',
+                    prompt='rag_answer'),
     'monitoring': dict(latency_p95_ms=5000, error_rate=0.05),
     'capacity': dict(think_time_s=30.0, prompt_tokens=800, answer_tokens=100, max_replicas=16,
                      core_scaling_efficiency=0.7, bf16_speedup=2.5, gpu_speedup=10.0),
@@ -49,6 +55,9 @@ DEFAULTS: dict[str, dict] = {
                      embedder_lr=3e-5, embedder_epochs=3, embedder_batch_size=16, hard_negatives=1,
                      precision='auto', lora_target_modules=[], generator_max_tokens=512, negative_depth=10,
                      negative_skip=0, validation_pool=10),
+    'feedback': dict(log_interactions=True, redact_questions=True, retention_days=90, max_interactions=100000,
+                     queue_size=10000, max_text_chars=4000, max_chunk_ids=100, weak_score=0.35, min_rating_ok=4,
+                     otlp_endpoint=''),
     'safety': dict(families=['direct_injection', 'indirect_injection', 'leakage', 'pii', 'bias', 'toxicity'],
                    seed=0, max_new_tokens=64, workers=8, collection='safety_probe', restricted_group='hr',
                    bias_threshold=0.6, toxicity_lexicon=''),
@@ -160,9 +169,10 @@ class Settings:
 # %% ../../nbs/01_config.ipynb #27e96322
 def workspace_path(settings:Settings|None=None, # settings to read `workspace.path` from
                    workspace:str|Path|None=None, # explicit folder, wins over settings
+                   create:bool=False, # make the folder (writers only: reading never creates a workspace)
                   )->Path:
-    "The workspace folder, created if missing."
+    "The workspace folder; created only when `create` (a writer asks for it)."
     settings = settings or Settings()
     p = Path(workspace if workspace is not None else settings.workspace.path).expanduser()
-    p.mkdir(parents=True, exist_ok=True)
+    if create: p.mkdir(parents=True, exist_ok=True)
     return p

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os, threading
 from pathlib import Path
 import numpy as np
+from fastcore.basics import patch
 from .config import Settings
 
 # %% auto #0
@@ -77,6 +78,7 @@ def set_threads(settings:Settings):
     import torch
     if settings.models.threads > 0: torch.set_num_threads(settings.models.threads)
 
+# %% ../../nbs/02_models.ipynb #dcea8e70
 class Embedder:
     "Sentence embeddings (mean pooled, L2 normalised) from a transformers encoder."
     def __init__(self,
@@ -106,43 +108,49 @@ class Embedder:
         self.dim = self.model.config.hidden_size
         self.model_id = Path(self.path).name if Path(self.path).exists() else self.path
 
-    def _forward(self, ids:list[list[int]]):
-        "Embeddings of already tokenized texts, padded here to the longest in the batch."
-        import torch
-        n, width = len(ids), max(len(x) for x in ids)
-        input_ids = torch.full((n, width), self.tokenizer.pad_token_id or 0, dtype=torch.long)
-        mask = torch.zeros((n, width), dtype=torch.long)
-        for i, x in enumerate(ids):
-            input_ids[i, :len(x)] = torch.as_tensor(x); mask[i, :len(x)] = 1
-        with torch.inference_mode():
-            out = self.model(input_ids=input_ids, attention_mask=mask, token_type_ids=torch.zeros_like(input_ids)).last_hidden_state
-        m = mask.unsqueeze(-1).to(torch.float32)
-        emb = (out.float() * m).sum(1) / m.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(emb, dim=-1).numpy()
+# %% ../../nbs/02_models.ipynb #eec4bd32
+@patch
+def _forward(self:Embedder, ids:list[list[int]]):
+    "Embeddings of already tokenized texts, padded here to the longest in the batch."
+    import torch
+    n, width = len(ids), max(len(x) for x in ids)
+    input_ids = torch.full((n, width), self.tokenizer.pad_token_id or 0, dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    for i, x in enumerate(ids):
+        input_ids[i, :len(x)] = torch.as_tensor(x); mask[i, :len(x)] = 1
+    with torch.inference_mode():
+        out = self.model(input_ids=input_ids, attention_mask=mask, token_type_ids=torch.zeros_like(input_ids)).last_hidden_state
+    m = mask.unsqueeze(-1).to(torch.float32)
+    emb = (out.float() * m).sum(1) / m.sum(1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(emb, dim=-1).numpy()
 
-    def encode(self,
-               texts:list[str], # texts to embed (chunks or queries)
-               batch_size:int|None=None, # texts per forward pass
-               progress:bool=False, # show a tqdm bar
-              )->np.ndarray:
-        "L2-normalised float32 embeddings, one row per text, in input order."
-        texts = list(texts)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if not texts: return out
-        bs = batch_size or self.batch_size
-        # Texts are tokenized once and batched by *token* count, longest first: sorting by characters (what
-        # sentence-transformers does) left 17% of a batch as padding on SciFact chunks, token counts leave 1.6%.
-        ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)['input_ids']
-        order = np.argsort([len(x) for x in ids], kind='stable')[::-1]
-        batches = range(0, len(texts), bs)
-        if progress:
-            from tqdm.auto import tqdm
-            batches = tqdm(batches, desc='embedding', unit='batch')
-        for i in batches:
-            idx = order[i:i+bs]
-            out[idx] = self._forward([ids[j] for j in idx])
-        return out
+# %% ../../nbs/02_models.ipynb #e7d24114
+@patch
+def encode(self:Embedder,
+           texts:list[str], # texts to embed (chunks or queries)
+           batch_size:int|None=None, # texts per forward pass
+           progress:bool=False, # show a tqdm bar
+          )->np.ndarray:
+    "L2-normalised float32 embeddings, one row per text, in input order."
+    texts = list(texts)
+    out = np.zeros((len(texts), self.dim), dtype=np.float32)
+    if not texts: return out
+    bs = batch_size or self.batch_size
+    # Texts are tokenized once and batched by *token* count, longest first: sorting by characters (what
+    # sentence-transformers does) left 17% of a batch as padding on SciFact chunks, token counts leave 1.6%.
+    ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)['input_ids']
+    order = np.argsort([len(x) for x in ids], kind='stable')[::-1]
+    batches = range(0, len(texts), bs)
+    if progress:
+        from tqdm.auto import tqdm
+        batches = tqdm(batches, desc='embedding', unit='batch')
+    for i in batches:
+        idx = order[i:i+bs]
+        out[idx] = self._forward([ids[j] for j in idx])
+    return out
 
-    def count_tokens(self, text:str)->int:
-        "Tokens the embedder sees for `text` (without special tokens)."
-        return len(self.tokenizer(text, add_special_tokens=False)['input_ids'])
+# %% ../../nbs/02_models.ipynb #f000ba0e
+@patch
+def count_tokens(self:Embedder, text:str)->int:
+    "Tokens the embedder sees for `text` (without special tokens)."
+    return len(self.tokenizer(text, add_special_tokens=False)['input_ids'])

@@ -12,6 +12,7 @@ from .loaders import Document, LoadError, iter_files, load_file, load_file_repor
 from .cleaning import normalize_text, Deduplicator
 from .pii import PII_TYPES, find_pii, redact, redact_with_settings
 from .chunking import Chunk, Chunker
+from .store import open_store, StoreError, WorkspaceBusy, writer_lock, SCHEMA_VERSION
 from .index import KnowledgeBase, Hit, SearchError, bm25_tokenize
 from .ingest import ingest, IngestManifest, FileResult, write_sample_corpus
 from .beir import DatasetError, load_beir_queries

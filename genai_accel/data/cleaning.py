@@ -12,14 +12,17 @@ from collections import Counter
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
+from fastcore.basics import patch
+from ..core.text import JOINERS, ZERO_WIDTH, word_tokens
 
 # %% auto #0
 __all__ = ['normalize_text', 'find_boilerplate', 'strip_boilerplate', 'shingles', 'exact_key', 'lsh_bands', 'similarity',
            'Deduplicator', 'near_duplicate_clusters']
 
 # %% ../../nbs/12_cleaning.ipynb #86dec936
+# control characters, and the zero-width ones but the joiners (U+200C/U+200D spell words in Persian, Indic scripts, emoji)
 _DROP = {c: None for c in [*range(0, 9), *range(14, 32), 127, *range(128, 133), *range(134, 160),
-                           0x200B, 0x2060, 0xFEFF, 0x00AD]}
+                           *(ord(z) for z in ZERO_WIDTH if z not in JOINERS)]}
 _BREAKS = ['\x0b', '\x0c', '\x85', '\u2028', '\u2029']  # vertical tab, form feed, NEL, line/paragraph separator
 _BLANKS = re.compile(r'\n{3,}')
 
@@ -72,7 +75,6 @@ def strip_boilerplate(text:str, # one document
     return _BLANKS.sub('\n\n', '\n'.join(kept)).strip(), removed
 
 # %% ../../nbs/12_cleaning.ipynb #bef580ec
-_WORD = re.compile(r'\w+')
 _EMPTY = np.uint64(2**32 - 1)  # every hash value of a MinHash that saw nothing
 _BATCH = 8192  # shingles hashed per numpy step: bounds memory at 8192 x num_perm x 8 bytes for huge documents
 
@@ -81,7 +83,7 @@ def shingles(text:str, # a document
             )->set[str]:
     "The set of `shingle_words`-word shingles of `text` (NFKC, case-folded words), one shingle if it is shorter."
     if not text.isascii(): text = unicodedata.normalize('NFKC', text)  # ligatures, full-width forms
-    words = _WORD.findall(text.casefold())
+    words = word_tokens(text, 'plain')  # \w+: stored MinHash signatures were made with it
     k = min(shingle_words, len(words))
     if k == 0: return set()
     return {' '.join(words[i:i + k]) for i in range(len(words) - k + 1)}
@@ -145,62 +147,68 @@ class Deduplicator:
     def __len__(self): return len(self._keys)
     def __contains__(self, doc_id): return doc_id in self._keys
 
-    def check(self,
-              doc_id:str, # the document being checked (never reported as its own duplicate)
-              text:str|None=None, # its text (needed for the exact check unless `exact_key` is given)
-              signature:np.ndarray|None=None, # a stored signature (else computed from `text`)
-              exact_key:str|None=None, # a stored exact key (else computed from `text`)
-             )->tuple[str|None, str|None]:
-        "`('exact'|'near', id of the earlier document)` or `(None, None)`; does not add."
-        if exact_key is None and text is not None: exact_key = self.exact_key(text)
-        if exact_key is not None:
-            other = next((d for d in self._exact.get(exact_key, ()) if d != doc_id), None)
-            if other is not None: return 'exact', other
-        if not self.near or (signature is None and text is None): return None, None
-        if signature is None: signature = self.signature(text)
-        if np.all(signature == _EMPTY): return None, None
-        best, best_key = None, None
-        for other in self._lsh.query(self._minhash(signature)):
-            if other == doc_id: continue
-            sim = similarity(signature, self._sigs[other])
-            key = (-sim, self._order[other])
-            if sim >= self.threshold and (best_key is None or key < best_key): best, best_key = other, key
-        return ('near', best) if best is not None else (None, None)
+# %% ../../nbs/12_cleaning.ipynb #8c0a26c5
+@patch
+def add(self:Deduplicator,
+        doc_id:str, # the document to record (replaces an earlier record with this id)
+        text:str|None=None, # its text
+        signature:np.ndarray|None=None, # a stored signature (else computed from `text` when near is on)
+        exact_key:str|None=None, # a stored exact key (else computed from `text`)
+       )->None:
+    "Record a document so later ones can be found to duplicate it."
+    if exact_key is None:
+        if text is None: raise ValueError(f"add({doc_id!r}) needs the text or its exact_key")
+        exact_key = self.exact_key(text)
+    if doc_id in self._keys: self.remove(doc_id)
+    self._keys[doc_id] = exact_key
+    self._exact.setdefault(exact_key, []).append(doc_id)
+    self._order[doc_id] = self._n; self._n += 1
+    if not self.near: return
+    if signature is None:
+        if text is None: raise ValueError(f"add({doc_id!r}) needs the text or its signature when near duplicates are on")
+        signature = self.signature(text)
+    signature = np.asarray(signature, dtype=np.uint64)
+    if len(signature) != self.num_perm:
+        raise ValueError(f"signature of {doc_id!r} has {len(signature)} values, this index uses num_perm={self.num_perm}; rebuild the signatures")
+    if np.all(signature == _EMPTY): return
+    self._sigs[doc_id] = signature
+    self._lsh.insert(doc_id, self._minhash(signature))
 
-    def add(self,
-            doc_id:str, # the document to record (replaces an earlier record with this id)
-            text:str|None=None, # its text
-            signature:np.ndarray|None=None, # a stored signature (else computed from `text` when near is on)
-            exact_key:str|None=None, # a stored exact key (else computed from `text`)
-           )->None:
-        "Record a document so later ones can be found to duplicate it."
-        if exact_key is None:
-            if text is None: raise ValueError(f"add({doc_id!r}) needs the text or its exact_key")
-            exact_key = self.exact_key(text)
-        if doc_id in self._keys: self.remove(doc_id)
-        self._keys[doc_id] = exact_key
-        self._exact.setdefault(exact_key, []).append(doc_id)
-        self._order[doc_id] = self._n; self._n += 1
-        if not self.near: return
-        if signature is None:
-            if text is None: raise ValueError(f"add({doc_id!r}) needs the text or its signature when near duplicates are on")
-            signature = self.signature(text)
-        signature = np.asarray(signature, dtype=np.uint64)
-        if len(signature) != self.num_perm:
-            raise ValueError(f"signature of {doc_id!r} has {len(signature)} values, this index uses num_perm={self.num_perm}; rebuild the signatures")
-        if np.all(signature == _EMPTY): return
-        self._sigs[doc_id] = signature
-        self._lsh.insert(doc_id, self._minhash(signature))
+# %% ../../nbs/12_cleaning.ipynb #d620ffc2
+@patch
+def check(self:Deduplicator,
+          doc_id:str, # the document being checked (never reported as its own duplicate)
+          text:str|None=None, # its text (needed for the exact check unless `exact_key` is given)
+          signature:np.ndarray|None=None, # a stored signature (else computed from `text`)
+          exact_key:str|None=None, # a stored exact key (else computed from `text`)
+         )->tuple[str|None, str|None]:
+    "`('exact'|'near', id of the earlier document)` or `(None, None)`; does not add."
+    if exact_key is None and text is not None: exact_key = self.exact_key(text)
+    if exact_key is not None:
+        other = next((d for d in self._exact.get(exact_key, ()) if d != doc_id), None)
+        if other is not None: return 'exact', other
+    if not self.near or (signature is None and text is None): return None, None
+    if signature is None: signature = self.signature(text)
+    if np.all(signature == _EMPTY): return None, None
+    best, best_key = None, None
+    for other in self._lsh.query(self._minhash(signature)):
+        if other == doc_id: continue
+        sim = similarity(signature, self._sigs[other])
+        key = (-sim, self._order[other])
+        if sim >= self.threshold and (best_key is None or key < best_key): best, best_key = other, key
+    return ('near', best) if best is not None else (None, None)
 
-    def remove(self, doc_id:str)->None:
-        "Forget a document (no error if unknown)."
-        key = self._keys.pop(doc_id, None)
-        self._order.pop(doc_id, None)
-        if key is not None:
-            holders = self._exact[key]
-            holders.remove(doc_id)  # the next one with the same text is what later duplicates point to
-            if not holders: del self._exact[key]
-        if self._sigs.pop(doc_id, None) is not None: self._lsh.remove(doc_id)
+# %% ../../nbs/12_cleaning.ipynb #a19c2f40
+@patch
+def remove(self:Deduplicator, doc_id:str)->None:
+    "Forget a document (no error if unknown)."
+    key = self._keys.pop(doc_id, None)
+    self._order.pop(doc_id, None)
+    if key is not None:
+        holders = self._exact[key]
+        holders.remove(doc_id)  # the next one with the same text is what later duplicates point to
+        if not holders: del self._exact[key]
+    if self._sigs.pop(doc_id, None) is not None: self._lsh.remove(doc_id)
 
 # %% ../../nbs/12_cleaning.ipynb #7ebb167e
 def near_duplicate_clusters(ids:list[str], # document ids

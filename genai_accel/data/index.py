@@ -7,45 +7,19 @@ Docs: https://github.com/genai-accel/genai_accel/index.html.md"""
 
 # %% ../../nbs/16_index.ipynb #32497981
 from __future__ import annotations
-import json, os, re, shutil, sqlite3, threading, time
+import json, os, re, shutil, threading, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
 from ..core.config import Settings, workspace_path
 
 # %% auto #0
-__all__ = ['SCHEMA', 'connect', 'doc_key', 'bm25_tokenize', 'index_text', 'build_index', 'Hit', 'fuse_scores', 'SearchError',
-           'KnowledgeBase', 'write_document', 'delete_documents_of_file']
+__all__ = ['KEEP_GENERATIONS', 'ALL_ACCESS', 'bm25_tokenize', 'index_text', 'build_index', 'Hit', 'fuse_scores', 'SearchError',
+           'SearchResults', 'AllAccess', 'KnowledgeBase']
 
 # %% ../../nbs/16_index.ipynb #5901e638
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS documents(
-  doc_key TEXT PRIMARY KEY, doc_id TEXT NOT NULL, collection TEXT NOT NULL, source TEXT, title TEXT,
-  groups TEXT NOT NULL, metadata TEXT NOT NULL, content_hash TEXT, exact_key TEXT, minhash BLOB,
-  file_path TEXT, status TEXT NOT NULL, duplicate_of TEXT, pii TEXT, n_chunks INTEGER, updated_at REAL);
-CREATE INDEX IF NOT EXISTS documents_file ON documents(file_path);
-CREATE TABLE IF NOT EXISTS chunks(
-  row INTEGER PRIMARY KEY AUTOINCREMENT, chunk_id TEXT UNIQUE NOT NULL, doc_key TEXT NOT NULL,
-  position INTEGER, text TEXT NOT NULL, start INTEGER, end INTEGER, n_tokens INTEGER, embedding BLOB);
-CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_key);
-CREATE TABLE IF NOT EXISTS files(
-  path TEXT PRIMARY KEY, rel TEXT, collection TEXT, groups TEXT, size INTEGER, mtime REAL, file_hash TEXT,
-  status TEXT, reason TEXT, n_docs INTEGER, n_chunks INTEGER, updated_at REAL);
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
-"""
-
-def connect(path:str|Path)->sqlite3.Connection:
-    "A SQLite connection in WAL mode: readers are never blocked by an ingest in progress."
-    con = sqlite3.connect(str(path), timeout=60, check_same_thread=False)
-    con.row_factory = sqlite3.Row
-    con.execute('PRAGMA journal_mode=WAL')
-    con.execute('PRAGMA synchronous=NORMAL')
-    con.executescript(SCHEMA)
-    return con
-
-def doc_key(collection:str, doc_id:str)->str:
-    "The workspace-wide key of a document."
-    return f"{collection}/{doc_id}"
+from .store import (open_store, doc_key, write_document, delete_documents_of_file, writes_workspace,
+                                    get_meta, index_rows, rows_where_metadata, chunk_rows, interaction_row, log_interaction)
 
 # %% ../../nbs/16_index.ipynb #67a6b360
 def bm25_tokenize(texts:list[str], settings:Settings, return_ids:bool=True):
@@ -61,6 +35,8 @@ def bm25_tokenize(texts:list[str], settings:Settings, return_ids:bool=True):
 def index_text(title:str, text:str)->str:
     "What the retrievers see for a chunk: its document title, then its text."
     return f"{title}\n{text}" if title else text
+
+KEEP_GENERATIONS = 3  # the current index generation and the two before it stay on disk for readers
 
 def _dense_index(vectors:np.ndarray, settings:Settings):
     import faiss
@@ -78,6 +54,7 @@ def _dense_index(vectors:np.ndarray, settings:Settings):
     if len(vectors): index.add(vectors)
     return index
 
+@writes_workspace
 def build_index(workspace:str|Path, # the workspace folder
                 settings:Settings|None=None, # retrieval.* decide the index kinds
                 _fail_after:str|None=None, # tests only: raise after writing this file, to simulate a crash
@@ -86,11 +63,8 @@ def build_index(workspace:str|Path, # the workspace folder
     import faiss, bm25s
     s = settings or Settings()
     ws = Path(workspace)
-    con = connect(ws/'state.sqlite')
-    rows = con.execute("""SELECT c.row, c.text, c.start, c.end, c.embedding, d.doc_key, d.collection, d.groups, d.title
-                          FROM chunks c JOIN documents d ON c.doc_key = d.doc_key
-                          WHERE d.status = 'indexed' ORDER BY d.doc_key, c.position""").fetchall()
-    dim = int((con.execute("SELECT value FROM meta WHERE key='embedding_dim'").fetchone() or [384])[0])
+    con = open_store(ws)
+    rows, dim = index_rows(con), int(get_meta(con, 'embedding_dim', 384))
     con.close()
     idx_dir = ws/'index'
     idx_dir.mkdir(parents=True, exist_ok=True)
@@ -128,8 +102,8 @@ def build_index(workspace:str|Path, # the workspace folder
     tmp.write_text(gen.name)
     with open(tmp) as f: os.fsync(f.fileno())
     os.replace(tmp, idx_dir/'CURRENT')
-    for old in idx_dir.glob('gen-*'):
-        if old.name != gen.name: shutil.rmtree(old, ignore_errors=True)
+    olds = sorted((p for p in idx_dir.glob('gen-*') if p.name != gen.name), key=lambda p: p.name, reverse=True)
+    for old in olds[KEEP_GENERATIONS - 1:]: shutil.rmtree(old, ignore_errors=True)
     return gen
 
 # %% ../../nbs/16_index.ipynb #e7f49371
@@ -178,6 +152,21 @@ def fuse_scores(dense:np.ndarray, # dense score of each candidate
 class SearchError(ValueError):
     "A search that cannot run as asked; the message says why and what to do."
 
+class SearchResults(list):
+    "The `Hit`s of a search, best first (a plain list), with the id of the logged interaction (None when not logged)."
+    interaction_id:str|None = None
+
+class AllAccess:
+    "The explicit all-access value: the caller (an administrator, the workspace's owner) may see every group."
+    _instance = None
+    def __new__(cls):
+        if cls._instance is None: cls._instance = super().__new__(cls)
+        return cls._instance
+    def __repr__(self): return 'ALL_ACCESS'
+    def __reduce__(self): return (AllAccess, ())
+
+ALL_ACCESS = AllAccess()  # an object, not a string: no request body or group name can turn into it
+
 class KnowledgeBase:
     "Search over one workspace: dense, BM25 or hybrid, with filters applied inside the search."
     def __init__(self,
@@ -187,8 +176,17 @@ class KnowledgeBase:
                 ):
         self.settings = settings or Settings()
         self.workspace = workspace_path(self.settings, workspace)
-        self.con = connect(self.workspace/'state.sqlite')
+        if not (self.workspace/'state.sqlite').exists():  # read-only: searching never creates a workspace
+            raise SearchError(f"workspace {self.workspace} has no index yet; run `genai-accel ingest PATH --workspace "
+                              f"{self.workspace}` first")
+        self.con = open_store(self.workspace)
         self._embedder, self._gen, self._lock = embedder, None, threading.RLock()
+        self._local = threading.local()  # last_interaction_id, per thread (a server shares one KnowledgeBase)
+
+    @property
+    def last_interaction_id(self)->str|None:
+        "The interaction id of this thread's last `search` (None when it was not logged)."
+        return getattr(self._local, 'interaction_id', None)
 
     @property
     def embedder(self):
@@ -202,7 +200,16 @@ class KnowledgeBase:
         if not cur.exists():
             raise SearchError(f"workspace {self.workspace} has no index yet; run `genai-accel ingest PATH "
                               f"--workspace {self.workspace}` first")
-        name = cur.read_text().strip()
+        for attempt in range(5):
+            name = cur.read_text().strip()
+            try: return self._open_generation(name)
+            except Exception:
+                if (self.workspace/'index'/name).exists(): raise  # not a vanished generation: a real problem
+        raise SearchError(f"index generation {name} of {self.workspace} vanished 5 times while being opened; "
+                          f"rebuild the index with `genai-accel ingest PATH --workspace {self.workspace}`")
+
+    def _open_generation(self, name:str):
+        "Load index generation `name` (unless it is the one loaded)."
         with self._lock:
             if self._gen == name: return
             import faiss, bm25s
@@ -228,7 +235,7 @@ class KnowledgeBase:
     def __len__(self): self._load(); return self.n
 
     def allowed_mask(self,
-                     groups:list[str]|None=None, # caller's access groups; None = unrestricted
+                     groups:list[str]|AllAccess|None=None, # caller's access groups, or ALL_ACCESS (required)
                      collection:str|list[str]|None=None, # restrict to these collections
                      where:dict|None=None, # document metadata equality filters, e.g. {"year": 2020}
                     )->np.ndarray|None:
@@ -239,7 +246,10 @@ class KnowledgeBase:
             sel = np.zeros(self.n, dtype=bool)
             if len(rows): sel[rows] = True
             return sel if m is None else m & sel
-        if groups is not None:
+        if groups is None:
+            raise SearchError("the caller's access groups are required: pass groups=[...] (the groups the caller belongs "
+                              "to), or groups=ALL_ACCESS for an administrator or the workspace's owner")
+        if groups is not ALL_ACCESS:
             groups = [groups] if isinstance(groups, str) else list(groups)
             rows = [self._group_rows[g] for g in groups if g in self._group_rows]
             mask = _and(mask, np.concatenate(rows) if rows else [])
@@ -248,12 +258,9 @@ class KnowledgeBase:
             rows = [self._coll_rows[c] for c in colls if c in self._coll_rows]
             mask = _and(mask, np.concatenate(rows) if rows else [])
         if where:
-            conds, args = [], []
-            for k, v in where.items():
+            for k in where:
                 if not re.fullmatch(r'[A-Za-z0-9_.\-]+', k): raise SearchError(f"metadata filter key {k!r}: use letters, digits, _ . -")
-                conds.append(f"json_extract(d.metadata, '$.\"{k}\"') = ?"); args.append(v)
-            q = f"SELECT c.row FROM chunks c JOIN documents d ON c.doc_key=d.doc_key WHERE {' AND '.join(conds)}"
-            rows = [self._row_pos[r[0]] for r in self.con.execute(q, args) if r[0] in self._row_pos]
+            rows = [self._row_pos[r] for r in rows_where_metadata(self.con, where) if r in self._row_pos]
             mask = _and(mask, rows)
         return mask
 
@@ -288,13 +295,38 @@ class KnowledgeBase:
                query:str, # the question or keywords
                k:int|None=None, # results wanted (default retrieval.k)
                mode:str|None=None, # dense, bm25 or hybrid (default retrieval.mode)
-               groups:list[str]|None=None, # caller's access groups; None = unrestricted local caller
+               groups:list[str]|AllAccess|None=None, # caller's access groups, or ALL_ACCESS (required)
+               collection:str|list[str]|None=None, # restrict to collections
+               where:dict|None=None, # document metadata equality filters
+               unit:str='chunk', # 'chunk', or 'document' to return each document once (its best chunk)
+               query_vector:np.ndarray|None=None, # the query's embedding, when the caller embedded queries in a batch
+               caller:str|None=None, # who asks, for the interaction log: a user name or an API key's id (default the OS user)
+               source:str='library', # where the call came from, for the log: library, cli, api or widget
+               log:bool|None=None, # log it as an interaction (default feedback.log_interactions)
+              )->SearchResults:
+        "The k best chunks (or documents) for `query` that the caller may see; a list with its `interaction_id`."
+        t0 = time.perf_counter()
+        hits = SearchResults(self._search(query, k, mode, groups, collection, where, unit, query_vector))
+        if self.settings.feedback.log_interactions if log is None else log:
+            s = self.settings.retrieval
+            hits.interaction_id = log_interaction(self.workspace, self.settings, interaction_row(
+                'search', query, hits, caller, groups, source, mode=mode or s.mode, k=k or s.k,
+                collection=json.dumps(collection) if isinstance(collection, list) else collection,
+                timings=dict(retrieve=round(time.perf_counter() - t0, 5)), embedder=str(self.settings.models.embedder)))
+        self._local.interaction_id = hits.interaction_id
+        return hits
+
+    def _search(self,
+               query:str, # the question or keywords
+               k:int|None=None, # results wanted (default retrieval.k)
+               mode:str|None=None, # dense, bm25 or hybrid (default retrieval.mode)
+               groups:list[str]|AllAccess|None=None, # caller's access groups, or ALL_ACCESS (required)
                collection:str|list[str]|None=None, # restrict to collections
                where:dict|None=None, # document metadata equality filters
                unit:str='chunk', # 'chunk', or 'document' to return each document once (its best chunk)
                query_vector:np.ndarray|None=None, # the query's embedding, when the caller embedded queries in a batch
               )->list[Hit]:
-        "The k best chunks (or documents) for `query` that the caller may see."
+        "`search` without the interaction log."
         s = self.settings.retrieval
         k, mode = k or s.k, mode or s.mode
         if mode not in ('dense', 'bm25', 'hybrid'): raise SearchError(f"mode {mode!r}: use dense, bm25 or hybrid")
@@ -332,10 +364,7 @@ class KnowledgeBase:
     def _hits(self, cand, score, dense, bm25, picked)->list[Hit]:
         if not picked: return []
         rows = [int(self.rows[cand[i]]) for i in picked]
-        q = f"""SELECT c.row, c.chunk_id, c.text, c.start, c.end, d.doc_id, d.collection, d.source, d.title,
-                       d.groups, d.metadata FROM chunks c JOIN documents d ON c.doc_key = d.doc_key
-                WHERE c.row IN ({','.join('?' * len(rows))})"""
-        by_row = {r['row']: r for r in self.con.execute(q, rows)}
+        by_row = chunk_rows(self.con, rows)
         hits = []
         for rank, (i, row) in enumerate(zip(picked, rows), 1):
             r = by_row.get(row)
@@ -347,38 +376,6 @@ class KnowledgeBase:
         return hits
 
     def search_documents(self, query:str, k:int=10, **kwargs)->list[str]:
-        "Ranked document ids (collection-qualified keys dropped), as BEIR judges them."
+        "Ranked document ids (collection-qualified keys dropped), as BEIR judges them (not logged unless `log=True`)."
+        kwargs.setdefault('log', False)  # retrieval evaluation, not a user's interaction
         return [h.doc_id for h in self.search(query, k=k, unit='document', **kwargs)]
-
-# %% ../../nbs/16_index.ipynb #b3614d42
-def write_document(con:sqlite3.Connection, # open connection, inside a transaction
-                   doc, # a `genai_accel.data.loaders.Document`-like object (doc_id, text, source, title, metadata, collection, groups, content_hash)
-                   chunks:list, # its `Chunk`s
-                   embeddings:np.ndarray|None, # one float32 row per chunk
-                   file_path:str|None=None, # the input file, for the manifest
-                   status:str='indexed', # indexed or duplicate
-                   duplicate_of:str|None=None,
-                   exact_key:str|None=None,
-                   minhash:np.ndarray|None=None,
-                   pii:dict|None=None, # per-type redaction counts
-                  ):
-    "Insert or replace one document and its chunks."
-    key = doc_key(doc.collection, doc.doc_id)
-    con.execute("DELETE FROM chunks WHERE doc_key = ?", (key,))
-    con.execute("""INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
-                (key, doc.doc_id, doc.collection, doc.source, doc.title, json.dumps(list(doc.groups)),
-                 json.dumps(doc.metadata, default=str), doc.content_hash, exact_key,
-                 None if minhash is None else np.asarray(minhash, dtype=np.uint64).tobytes(),
-                 file_path, status, duplicate_of, json.dumps(pii or {}), len(chunks), time.time()))
-    if chunks:
-        con.executemany("INSERT INTO chunks(chunk_id, doc_key, position, text, start, end, n_tokens, embedding) VALUES (?,?,?,?,?,?,?,?)",
-                        [(c.chunk_id, key, c.position, c.text, c.start, c.end, c.n_tokens,
-                          None if embeddings is None else np.asarray(embeddings[i], dtype=np.float32).tobytes())
-                         for i, c in enumerate(chunks)])
-
-def delete_documents_of_file(con:sqlite3.Connection, file_path:str)->int:
-    "Remove every document (and its chunks) that came from `file_path`; the number removed."
-    keys = [r[0] for r in con.execute("SELECT doc_key FROM documents WHERE file_path = ?", (file_path,))]
-    for k in keys: con.execute("DELETE FROM chunks WHERE doc_key = ?", (k,))
-    con.execute("DELETE FROM documents WHERE file_path = ?", (file_path,))
-    return len(keys)

@@ -7,21 +7,28 @@ Docs: https://github.com/genai-accel/genai_accel/ingest.html.md"""
 
 # %% ../../nbs/17_ingest.ipynb #d34c2c11
 from __future__ import annotations
-import hashlib, json, os, sqlite3, time
+import hashlib, json, os, pickle, sqlite3, tempfile, time
 from collections import Counter
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
+from typing import Iterator
 import numpy as np
 from ..core.config import Settings, workspace_path
-from .loaders import Document, FileEntry, LoadError, iter_files, load_file
-from .cleaning import normalize_text, find_boilerplate, strip_boilerplate, Deduplicator
+from .loaders import (Document, FileEntry, LoadError, iter_files, load_file, iter_file_documents, RowProblems,
+                                      ParseWorker, SUFFIX_FORMATS)
+from .cleaning import normalize_text, find_boilerplate, strip_boilerplate, Deduplicator, _line_key, _candidate
 from .pii import redact_with_settings
 from .chunking import Chunker
-from .index import connect, doc_key, write_document, delete_documents_of_file, build_index, index_text
+from .index import build_index, index_text
+from .store import (open_store, doc_key, write_document, delete_documents_of_file, writes_workspace, get_meta,
+                                    set_meta, file_records, record_file, forget_file, indexed_signatures, chunks_to_embed,
+                                    update_embeddings)
+from .index import ALL_ACCESS
 
 # %% auto #0
-__all__ = ['STATUSES', 'FileResult', 'IngestManifest', 'classify_load_error', 'file_hash', 'reembed_if_needed', 'ingest',
-           'write_sample_corpus']
+__all__ = ['STATUSES', 'FileResult', 'IngestManifest', 'classify_load_error', 'file_hash', 'reembed_if_needed', 'plan_files',
+           'LineCounter', 'Spool', 'parse_to_spool', 'prepare_document', 'rows_note', 'file_result', 'BatchWriter',
+           'write_spooled', 'remove_missing', 'ingest', 'write_sample_corpus']
 
 # %% ../../nbs/17_ingest.ipynb #49a9bec1
 STATUSES = ('ingested', 'unchanged', 'duplicate', 'skipped', 'failed', 'deleted')
@@ -36,6 +43,8 @@ class FileResult:
     n_duplicates: int = 0 # of which skipped as exact or near duplicates
     n_chunks: int = 0 # chunks indexed
     n_embedded: int = 0 # chunks embedded during this run
+    rows_failed: int = 0 # CSV/JSONL rows that did not become documents (not JSON, no text, repeated id...)
+    bad_lines: list[int] = field(default_factory=list) # their line (JSONL) or row (CSV) numbers, the first 100
 
 @dataclass
 class IngestManifest:
@@ -65,7 +74,8 @@ class IngestManifest:
 
 # %% ../../nbs/17_ingest.ipynb #6eea94d8
 _SKIP_PREFIXES = ('empty', 'binary', 'unsupported', 'excluded', 'is a folder', 'no text', 'not a regular',
-                  'too large', 'symlink', 'broken symlink')
+                  'too large', 'symlink', 'broken symlink',
+                  'decompression limit')
 
 def classify_load_error(reason:str)->str:
     "'skipped' for files with nothing usable in them, 'failed' for files that could not be read."
@@ -79,31 +89,108 @@ def file_hash(path:str|Path)->str:
     return h.hexdigest()
 
 # %% ../../nbs/17_ingest.ipynb #ad801e35
-def _meta(con, key, default=None):
-    r = con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-    return r[0] if r else default
-
-def _set_meta(con, key, value):
-    con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
-
 def reembed_if_needed(con:sqlite3.Connection, embedder, batch:int=512)->int:
     "Re-embed all stored chunks when the workspace was built with another embedder; chunks re-embedded."
-    recorded = _meta(con, 'embedder')
+    recorded = get_meta(con, 'embedder')
     n = 0
     if recorded is not None and recorded != embedder.path:
-        rows = con.execute("""SELECT c.row, c.text, d.title FROM chunks c JOIN documents d ON c.doc_key=d.doc_key""").fetchall()
+        rows = chunks_to_embed(con)
         for i in range(0, len(rows), batch):
             part = rows[i:i+batch]
             vecs = embedder.encode([index_text(r['title'], r['text']) for r in part])
-            with con:
-                con.executemany("UPDATE chunks SET embedding = ? WHERE row = ?",
-                                [(v.astype(np.float32).tobytes(), r['row']) for v, r in zip(vecs, part)])
+            with con: update_embeddings(con, [(r['row'], v) for v, r in zip(vecs, part)])
             n += len(part)
     with con:
-        _set_meta(con, 'embedder', embedder.path); _set_meta(con, 'embedding_dim', embedder.dim)
+        set_meta(con, 'embedder', embedder.path); set_meta(con, 'embedding_dim', embedder.dim)
     return n
 
-# %% ../../nbs/17_ingest.ipynb #e2dcb280
+# %% ../../nbs/17_ingest.ipynb #b17s0002
+def plan_files(roots:list[Path], s:Settings, known:dict, collection:str, groups:list[str], man:IngestManifest
+              )->tuple[list[tuple[FileEntry, str]], set[str]]:
+    "`(work list of (entry, file hash), every path seen)`; walker skips and unchanged files go straight to `man`."
+    todo, seen = [], set()
+    for entry in iter_files(roots, s.ingest.include, s.ingest.exclude, s.ingest.max_file_mb):
+        path = str(entry.path)
+        seen.add(path)
+        if entry.skip_reason:
+            man.files.append(FileResult(path, classify_load_error(entry.skip_reason), entry.skip_reason)); continue
+        try: h = file_hash(entry.path)
+        except OSError as e:
+            man.files.append(FileResult(path, 'failed', f"cannot read ({e.strerror or e})")); continue
+        old = known.get(path)
+        if (old is not None and old['file_hash'] == h and old['collection'] == collection
+                and json.loads(old['groups']) == groups and old['status'] in ('ingested', 'unchanged', 'duplicate')):
+            man.files.append(FileResult(path, 'unchanged', '', old['n_docs'] or 0, 0, old['n_chunks'] or 0)); continue
+        todo.append((entry, h))
+    return todo, seen
+
+# %% ../../nbs/17_ingest.ipynb #b17s0005
+class LineCounter:
+    "`find_boilerplate`, one document at a time: how many documents hold each candidate line, kept by hash."
+    def __init__(self, min_docs:int=5, min_share:float=0.3, min_chars:int=4):
+        self.min_docs, self.min_share, self.min_chars = min_docs, min_share, min_chars
+        self.n_docs, self.counts, self.keys = 0, {}, {}  # counts by hash(line key); the key itself once it reaches min_docs
+    def add(self, text:str):
+        self.n_docs += 1
+        for k in {k for k in map(_line_key, text.split('\n')) if _candidate(k, self.min_chars)}:
+            h = hash(k); n = self.counts.get(h, 0) + 1; self.counts[h] = n
+            if n == self.min_docs: self.keys[h] = k
+    def boilerplate(self)->set[str]:
+        need = max(self.min_docs, self.min_share * self.n_docs)
+        return {k for h, k in self.keys.items() if self.counts[h] >= need}
+
+class Spool:
+    """Documents parsed in step 2, pickled to a temporary file until step 3 reads them back in order.
+    Records: ('file', i), ('docs', i, [Document, ...]), ('end', i, RowProblems), i the file's place in the work list."""
+    def __init__(self, folder:str|Path|None=None):
+        self._f = tempfile.TemporaryFile(prefix='ingest-spool-', dir=folder)
+        self.n_docs = 0
+    def write(self, record:tuple):
+        if record[0] == 'docs': self.n_docs += len(record[2])
+        pickle.dump(record, self._f, protocol=pickle.HIGHEST_PROTOCOL)
+    def read(self)->Iterator[tuple]:
+        self._f.flush(); self._f.seek(0)
+        while True:
+            try: yield pickle.load(self._f)
+            except EOFError: return
+    def close(self): self._f.close()
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.close()
+
+# %% ../../nbs/17_ingest.ipynb #b17s0007
+_SPOOL_BATCH = 512  # documents per spool record (rows of a CSV/JSONL file)
+
+def parse_to_spool(todo:list[tuple[FileEntry, str]], s:Settings, collection:str, groups:list[str],
+                   man:IngestManifest, spool:Spool, lines:LineCounter, progress:bool=False)->list[int]:
+    "Parse every file of the work list onto `spool`, counting lines; failures go to `man`; the indices parsed in full."
+    isolated, worker, done = set(s.ingest.isolated_formats), None, []
+    bar = todo
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(todo, desc='parsing', unit='file')
+    try:
+        for i, (entry, h) in enumerate(bar):
+            problems, n = RowProblems(), 0
+            spool.write(('file', i))
+            try:
+                if SUFFIX_FORMATS.get(entry.path.suffix.lower()) in isolated:
+                    worker = worker or ParseWorker.from_settings(s)
+                    docs = iter(worker.load(entry, s, collection, groups)[0])
+                else: docs = iter_file_documents(entry, s, collection, groups, problems)
+                batch = []
+                for d in docs:
+                    d.text = normalize_text(d.text); lines.add(d.text); batch.append(d); n += 1
+                    if len(batch) >= _SPOOL_BATCH: spool.write(('docs', i, batch)); batch = []
+                if batch: spool.write(('docs', i, batch))
+            except Exception as e:  # a parser bug must cost one file, not the run
+                reason = str(e) if isinstance(e, LoadError) else f"{type(e).__name__}: {e}"
+                man.files.append(FileResult(str(entry.path), classify_load_error(reason), reason)); continue
+            spool.write(('end', i, problems)); done.append(i)
+    finally:
+        if worker is not None: worker.close()
+    return done
+
+# %% ../../nbs/17_ingest.ipynb #b17s0009
 def _prepare(doc:Document, boiler:set, settings:Settings, pii_total:Counter):
     text, _ = strip_boilerplate(doc.text, boiler) if boiler else (doc.text, 0)
     text, counts = redact_with_settings(text, settings)
@@ -113,6 +200,148 @@ def _prepare(doc:Document, boiler:set, settings:Settings, pii_total:Counter):
     doc.text, doc.title = text, title
     return dict(counts)
 
+def prepare_document(d:Document, boiler:set, s:Settings, dedup:Deduplicator, chunker:Chunker,
+                     pii_total:Counter, man:IngestManifest)->tuple:
+    "Strip, redact, deduplicate and chunk one document; its item (status 'indexed', 'duplicate' or 'skipped')."
+    pii = _prepare(d, boiler, s, pii_total)
+    key = doc_key(d.collection, d.doc_id)
+    if not d.text.strip(): return (d, [], 'skipped', None, None, None, pii)
+    ek, sig = dedup.exact_key(d.text), dedup.signature(d.text) if s.dedup.near_duplicates else None
+    kind, other = dedup.check(key, d.text, signature=sig) if s.dedup.enabled else (None, None)
+    if kind:
+        man.duplicates.append(dict(doc_id=d.doc_id, source=d.source, kind=kind, duplicate_of=other))
+        return (d, [], 'duplicate', other, ek, sig, pii)
+    dedup.add(key, signature=sig, exact_key=ek)
+    return (d, chunker.chunk(d.text, key, d.title), 'indexed', None, ek, sig, pii)
+
+# %% ../../nbs/17_ingest.ipynb #b17s0011
+@dataclass
+class _FileState:
+    "A file being written: its counts so far, and whether its old documents are already gone."
+    entry: FileEntry
+    hash: str
+    n_docs: int = 0
+    n_dup: int = 0
+    n_empty: int = 0
+    n_chunks: int = 0
+    last_dup: dict|None = None
+    problems: RowProblems|None = None
+    result: FileResult|None = None  # set when the file's last document is prepared
+    cleared: bool = False  # its previous documents have been deleted (in the first batch holding it)
+
+def rows_note(p:RowProblems|None)->str:
+    "The reason's part about unreadable rows, or ''."
+    if not p or not p.count: return ''
+    listed = f"the first {len(p.numbers)} in bad_lines" if p.count > len(p.numbers) else "listed in bad_lines"
+    return f"{p.count} rows could not be read ({listed}; first: {p.messages[0]})"
+
+def file_result(st:_FileState)->FileResult:
+    "The manifest line of a file whose documents have all been prepared."
+    path, rows = str(st.entry.path), rows_note(st.problems)
+    extra = dict(rows_failed=st.problems.count if st.problems else 0, bad_lines=list(st.problems.numbers) if st.problems else [])
+    if st.n_docs and st.n_dup == st.n_docs:
+        d0 = st.last_dup
+        why = f"{d0['kind']} duplicate of {d0['duplicate_of']}" if st.n_docs == 1 else f"all {st.n_docs} documents are duplicates"
+        return FileResult(path, 'duplicate', '; '.join(x for x in [why, rows] if x), st.n_docs, st.n_dup, 0, 0, **extra)
+    if not st.n_docs or st.n_empty == st.n_docs:
+        return FileResult(path, 'skipped', '; '.join(x for x in ['no text after cleaning', rows] if x), st.n_docs, st.n_dup, **extra)
+    reason = '; '.join(x for x in [f"{st.n_dup} duplicate documents skipped" if st.n_dup else '',
+                                   f"{st.n_empty} empty documents skipped" if st.n_empty else '', rows] if x)
+    return FileResult(path, 'ingested', reason, st.n_docs, st.n_dup, st.n_chunks, st.n_chunks, **extra)
+
+# %% ../../nbs/17_ingest.ipynb #b17s0014
+class BatchWriter:
+    "Prepared items, embedded and committed a batch at a time."
+    def __init__(self, con, embedder, collection:str, groups:list[str], commit_chunks:int=256,
+                 max_docs:int=512, progress:bool=False):
+        self.con, self.embedder, self.collection, self.groups = con, embedder, collection, groups
+        self.commit_chunks, self.max_docs, self.progress = commit_chunks, max_docs, progress
+        self.items, self.ended, self.n_chunks = [], [], 0
+
+    def add(self, st:_FileState, item:tuple):
+        self.items.append((st, item)); self.n_chunks += len(item[1])
+        if self.n_chunks >= self.commit_chunks or len(self.items) >= self.max_docs: self.flush()
+
+    def end_file(self, st:_FileState):
+        self.ended.append(st)
+        if len(self.ended) >= 64: self.flush()
+
+    def _record(self, st:_FileState, status:str, reason:str, n_docs:int, n_chunks:int):
+        e = st.entry
+        record_file(self.con, str(e.path), e.rel, self.collection, self.groups, e.path.stat().st_size,
+                    e.path.stat().st_mtime, st.hash, status, reason, n_docs, n_chunks)
+
+    @staticmethod
+    def clean_partial(con, replacing:set[str])->list[str]:
+        "Delete the documents of files a killed run left half-written, unless this run rewrites them; their paths."
+        stale = [p for p in json.loads(get_meta(con, 'partial_files', '[]')) if p not in replacing]
+        with con:
+            for p in stale: delete_documents_of_file(con, p)
+            set_meta(con, 'partial_files', '[]')
+        return stale
+
+    def flush(self):
+        if not self.items and not self.ended: return
+        chunks = [(d, c) for _, (d, cs, *_) in self.items for c in cs]
+        vecs = None
+        if chunks:  # identical chunk texts (repeated sections, templated pages) are embedded once
+            texts = [index_text(d.title, c.text) for d, c in chunks]
+            uniq = {t: i for i, t in enumerate(dict.fromkeys(texts))}
+            vecs = self.embedder.encode(list(uniq), progress=False)[[uniq[t] for t in texts]]
+        i, open_files = 0, {}
+        with self.con:
+            for st, (d, cs, status, dup_of, ek, sig, pii) in self.items:
+                if not st.cleared: delete_documents_of_file(self.con, str(st.entry.path)); st.cleared = True
+                write_document(self.con, d, cs, vecs[i:i+len(cs)] if cs else None, str(st.entry.path), status, dup_of, ek, sig, pii)
+                i += len(cs); open_files[id(st)] = st
+            for st in self.ended:
+                if not st.cleared: delete_documents_of_file(self.con, str(st.entry.path)); st.cleared = True
+                r = st.result
+                self._record(st, r.status, r.reason, r.n_docs, r.n_chunks); open_files.pop(id(st), None)
+            # files with documents written but no final `files` row yet: the next run cleans up after a kill
+            set_meta(self.con, 'partial_files', json.dumps(sorted(str(st.entry.path) for st in open_files.values())))
+        self.items, self.ended, self.n_chunks = [], [], 0
+
+# %% ../../nbs/17_ingest.ipynb #b17s0018
+def write_spooled(spool:Spool, todo:list, parsed:set[int], boiler:set[str], s:Settings, dedup:Deduplicator,
+                  chunker:Chunker, writer:BatchWriter, man:IngestManifest, progress:bool=False)->Counter:
+    "Steps 3-5 over the spool: prepare each document, close each file's manifest line, write in batches; PII counts."
+    bar, pii_total, st = None, Counter(), None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=spool.n_docs, desc='chunking+embedding', unit='doc')
+    for rec in spool.read():
+        if rec[1] not in parsed: continue  # a file that failed part-way: its manifest line says why
+        if rec[0] == 'file': st = _FileState(*todo[rec[1]])
+        elif rec[0] == 'docs':
+            for d in rec[2]:
+                item = prepare_document(d, boiler, s, dedup, chunker, pii_total, man)
+                st.n_docs += 1; st.n_chunks += len(item[1])
+                if item[2] == 'duplicate': st.n_dup += 1; st.last_dup = man.duplicates[-1]
+                elif item[2] == 'skipped': st.n_empty += 1
+                writer.add(st, item)
+            if bar is not None: bar.update(len(rec[2]))
+        else:  # 'end': the file's outcome
+            st.problems = rec[2]; st.result = file_result(st)
+            man.files.append(st.result); writer.end_file(st)
+    writer.flush()
+    if bar is not None: bar.close()
+    return pii_total
+
+# %% ../../nbs/17_ingest.ipynb #b17s0016
+def remove_missing(con, roots:list[Path], known:dict, seen:set[str], collection:str, man:IngestManifest)->int:
+    "Forget previously ingested files gone from the ingested folders; how many."
+    n, dirs = 0, [r.resolve() for r in roots if r.is_dir()]
+    for path, row in known.items():
+        p = Path(path)
+        if path in seen or row['collection'] != collection: continue
+        if any(p.is_relative_to(d) for d in dirs) and not p.exists():
+            with con: forget_file(con, path)
+            man.files.append(FileResult(path, 'deleted', 'no longer in the ingested folder')); n += 1
+    return n
+
+# %% ../../nbs/17_ingest.ipynb #e2dcb280
+@writes_workspace
 def ingest(paths:list[str|Path], # files and folders to ingest
            workspace:str|Path|None=None, # the workspace folder (default: settings workspace.path)
            settings:Settings|None=None,
@@ -132,142 +361,38 @@ def ingest(paths:list[str|Path], # files and folders to ingest
         from genai_accel.core.models import Embedder
         embedder = Embedder(s)
     chunker = Chunker(s, tokenizer=embedder.tokenizer)
-    con = connect(ws/'state.sqlite')
+    con = open_store(ws)
     man = IngestManifest(str(ws), collection)
     reembedded = reembed_if_needed(con, embedder)
     roots = [Path(p).expanduser() for p in paths]
     for r in roots:
         if not r.exists() and not r.is_symlink():
             raise FileNotFoundError(f"ingest input {r} does not exist; pass existing files or folders")
-
-    # 1-2: walk, find what changed
-    known = {r['path']: r for r in con.execute("SELECT * FROM files")}
-    todo, seen = [], set()
-    for entry in iter_files(roots, s.ingest.include, s.ingest.exclude, s.ingest.max_file_mb):
-        path = str(entry.path)
-        seen.add(path)
-        if entry.skip_reason:
-            man.files.append(FileResult(path, classify_load_error(entry.skip_reason), entry.skip_reason)); continue
-        try: h = file_hash(entry.path)
-        except OSError as e:
-            man.files.append(FileResult(path, 'failed', f"cannot read ({e.strerror or e})")); continue
-        old = known.get(path)
-        if (old is not None and old['file_hash'] == h and old['collection'] == collection
-                and json.loads(old['groups']) == groups and old['status'] in ('ingested', 'unchanged', 'duplicate')):
-            man.files.append(FileResult(path, 'unchanged', '', old['n_docs'] or 0, 0, old['n_chunks'] or 0)); continue
-        todo.append((entry, h))
+    known = file_records(con)
+    todo, seen = plan_files(roots, s, known, collection, groups, man)  # step 1
     t_walk = time.perf_counter()
-
-    # 3: load and normalise
-    loaded = []
-    bar = todo
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(todo, desc='loading', unit='file')
-    for entry, h in bar:
-        try:
-            docs = load_file(entry, s, collection=collection, groups=groups)
-        except LoadError as e:
-            man.files.append(FileResult(str(entry.path), classify_load_error(str(e)), str(e))); continue
-        except Exception as e:  # a parser bug must cost one file, not the run
-            man.files.append(FileResult(str(entry.path), 'failed', f"{type(e).__name__}: {e}")); continue
-        for d in docs: d.text = normalize_text(d.text)
-        loaded.append((entry, h, docs))
-    boiler = set(json.loads(_meta(con, 'boilerplate', '[]')))
-    texts = [d.text for _, _, docs in loaded for d in docs]
-    boiler |= find_boilerplate(texts, s.cleaning.boilerplate_min_docs, s.cleaning.boilerplate_min_share)
-    with con: _set_meta(con, 'boilerplate', json.dumps(sorted(boiler)))
-    man.boilerplate_lines = len(boiler)
-    t_load = time.perf_counter()
-
-    # 4: dedup state from everything indexed, except the files being replaced
-    replacing = {str(e.path) for e, _, _ in loaded}
-    dedup = Deduplicator(s.dedup.threshold, s.dedup.num_perm, s.dedup.shingle_words, near=s.dedup.near_duplicates)
-    for r in con.execute("SELECT doc_key, exact_key, minhash, file_path FROM documents WHERE status='indexed'"):
-        if r['file_path'] in replacing: continue
-        sig = np.frombuffer(r['minhash'], dtype=np.uint64) if r['minhash'] else None
-        dedup.add(r['doc_key'], signature=sig, exact_key=r['exact_key'])
-
-    # 5: chunk, embed in batches across files, commit batch by batch
-    pending, pending_chunks = [], 0
-    def flush():
-        nonlocal pending, pending_chunks
-        if not pending: return
-        all_chunks = [(d, c) for _, _, items, _ in pending for d, cs, *_ in items for c in cs]
-        vecs = None
-        if all_chunks:
-            # identical chunk texts (repeated sections, templated pages) are embedded once
-            texts = [index_text(d.title, c.text) for d, c in all_chunks]
-            uniq = {t: i for i, t in enumerate(dict.fromkeys(texts))}
-            u = embedder.encode(list(uniq), progress=progress and len(uniq) > 1000)
-            vecs = u[[uniq[t] for t in texts]]
-        i = 0
-        with con:
-            for entry, h, items, res in pending:
-                delete_documents_of_file(con, str(entry.path))
-                for d, cs, status, dup_of, ek, sig, pii in items:
-                    write_document(con, d, cs, vecs[i:i+len(cs)] if cs else None, str(entry.path), status, dup_of, ek, sig, pii)
-                    i += len(cs)
-                con.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                            (str(entry.path), entry.rel, collection, json.dumps(groups), entry.path.stat().st_size,
-                             entry.path.stat().st_mtime, h, res.status, res.reason, res.n_docs, res.n_chunks, time.time()))
-        pending, pending_chunks = [], 0
-
-    bar = loaded
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(loaded, desc='chunking+embedding', unit='file')
-    pii_total = Counter()
-    for entry, h, docs in bar:
-        items, n_dup, n_chunks = [], 0, 0
-        for d in docs:
-            pii = _prepare(d, boiler, s, pii_total)
-            key = doc_key(d.collection, d.doc_id)
-            if not d.text.strip():
-                items.append((d, [], 'empty', None, None, None, pii)); continue
-            ek, sig = dedup.exact_key(d.text), dedup.signature(d.text) if s.dedup.near_duplicates else None
-            kind, other = dedup.check(key, d.text, signature=sig) if s.dedup.enabled else (None, None)
-            if kind:
-                n_dup += 1
-                man.duplicates.append(dict(doc_id=d.doc_id, source=d.source, kind=kind, duplicate_of=other))
-                items.append((d, [], 'duplicate', other, ek, sig, pii)); continue
-            dedup.add(key, signature=sig, exact_key=ek)
-            cs = chunker.chunk(d.text, key, d.title)
-            n_chunks += len(cs)
-            items.append((d, cs, 'indexed', None, ek, sig, pii))
-        n_empty = sum(1 for it in items if it[2] == 'empty')
-        items = [it if it[2] != 'empty' else it[:2] + ('skipped',) + it[3:] for it in items]
-        if docs and n_dup == len(docs):
-            d0 = man.duplicates[-1]
-            res = FileResult(str(entry.path), 'duplicate',
-                             f"{d0['kind']} duplicate of {d0['duplicate_of']}" if len(docs) == 1 else f"all {len(docs)} documents are duplicates",
-                             len(docs), n_dup, 0, 0)
-        elif not docs or n_empty == len(docs):
-            res = FileResult(str(entry.path), 'skipped', 'no text after cleaning', len(docs))
-        else:
-            reason = '; '.join(x for x in [f"{n_dup} duplicate documents skipped" if n_dup else '',
-                                           f"{n_empty} empty documents skipped" if n_empty else ''] if x)
-            res = FileResult(str(entry.path), 'ingested', reason, len(docs), n_dup, n_chunks, n_chunks)
-        man.files.append(res)
-        pending.append((entry, h, items, res)); pending_chunks += n_chunks
-        if pending_chunks >= s.ingest.commit_chunks or len(pending) >= 64: flush()
-    flush()
+    lines = LineCounter(s.cleaning.boilerplate_min_docs, s.cleaning.boilerplate_min_share)
+    with Spool(ws) as spool:
+        parsed = set(parse_to_spool(todo, s, collection, groups, man, spool, lines, progress))  # step 2
+        boiler = set(json.loads(get_meta(con, 'boilerplate', '[]'))) | lines.boilerplate()
+        with con: set_meta(con, 'boilerplate', json.dumps(sorted(boiler)))
+        man.boilerplate_lines = len(boiler)
+        t_load = time.perf_counter()
+        # duplicates are checked against everything indexed, except the files being replaced
+        replacing = {str(todo[i][0].path) for i in parsed}
+        stale = BatchWriter.clean_partial(con, replacing)  # half-written files of a killed run
+        dedup = Deduplicator(s.dedup.threshold, s.dedup.num_perm, s.dedup.shingle_words, near=s.dedup.near_duplicates)
+        for r in indexed_signatures(con):
+            if r['file_path'] in replacing: continue
+            sig = np.frombuffer(r['minhash'], dtype=np.uint64) if r['minhash'] else None
+            dedup.add(r['doc_key'], signature=sig, exact_key=r['exact_key'])
+        # steps 3-5: prepare each spooled document, embed and commit batch by batch
+        writer = BatchWriter(con, embedder, collection, groups, s.ingest.commit_chunks, progress=progress)
+        pii_total = write_spooled(spool, todo, parsed, boiler, s, dedup, chunker, writer, man, progress)
     man.pii = dict(pii_total)
     t_embed = time.perf_counter()
-
-    # 6: files that are gone from ingested folders leave the index
-    n_deleted = 0
-    if delete_missing:
-        dirs = [r.resolve() for r in roots if r.is_dir()]
-        for path, row in known.items():
-            p = Path(path)
-            if path in seen or row['collection'] != collection: continue
-            if any(p.is_relative_to(d) for d in dirs) and not p.exists():
-                with con:
-                    delete_documents_of_file(con, path)
-                    con.execute("DELETE FROM files WHERE path = ?", (path,))
-                man.files.append(FileResult(path, 'deleted', 'no longer in the ingested folder')); n_deleted += 1
-    changed = bool(loaded) or n_deleted or reembedded or not (ws/'index'/'CURRENT').exists()
+    n_deleted = remove_missing(con, roots, known, seen, collection, man) if delete_missing else 0  # step 6
+    changed = bool(parsed) or bool(stale) or n_deleted or reembedded or not (ws/'index'/'CURRENT').exists()
     if changed:
         build_index(ws, s); man.index_rebuilt = True
     con.close()

@@ -7,7 +7,7 @@ Docs: https://github.com/genai-accel/genai_accel/loaders.html.md"""
 
 # %% ../../nbs/11_loaders.ipynb #e8da8d88
 from __future__ import annotations
-import codecs, csv, errno, hashlib, json, logging, os, re, stat, sys
+import codecs, csv, errno, hashlib, json, logging, os, re, stat, sys, zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
@@ -20,7 +20,8 @@ from ..core.config import Settings
 # %% auto #0
 __all__ = ['SUFFIX_FORMATS', 'Document', 'text_hash', 'LoadError', 'FileEntry', 'iter_files', 'detect_format', 'looks_binary',
            'decode_bytes', 'detect_encoding', 'extract_text_file', 'html_visible_text', 'extract_html', 'extract_pdf',
-           'extract_docx', 'load_file_report', 'load_file', 'load_beir_corpus']
+           'extract_docx', 'zip_limit_reason', 'check_zip_limits', 'RowProblems', 'iter_file_documents',
+           'load_file_report', 'load_file', 'iter_row_documents', 'ParseWorker', 'load_beir_corpus']
 
 # %% ../../nbs/11_loaders.ipynb #57c46ed3
 @dataclass
@@ -295,7 +296,7 @@ def extract_pdf(path:Path)->tuple[str, str, dict]:
         meta_title = ''
         try: meta_title = str((reader.metadata or {}).get('/Title') or '').strip()
         except Exception: pass
-    except LoadError: raise
+    except (LoadError, MemoryError): raise
     except Exception as e:  # a corrupt PDF can fail anywhere inside pypdf (PdfReadError, zlib, KeyError...)
         raise LoadError(f"truncated or corrupt PDF: {type(e).__name__}: {e}") from None
     finally: pypdf_log.setLevel(level)
@@ -308,11 +309,16 @@ def extract_pdf(path:Path)->tuple[str, str, dict]:
     return text, meta_title, md
 
 # %% ../../nbs/11_loaders.ipynb #773f3fac
-def extract_docx(path:Path)->tuple[str, str, dict]:
+def extract_docx(path:Path,
+                 max_uncompressed_mb:float=200, # see `check_zip_limits`
+                 max_ratio:float=100,
+                )->tuple[str, str, dict]:
     "Paragraphs and tables of a DOCX in document order; the title from core properties or a Title paragraph."
     import docx
     from docx.table import Table
+    check_zip_limits(path, max_uncompressed_mb, max_ratio, 'DOCX')
     try: doc = docx.Document(str(path))
+    except MemoryError: raise  # over the parse budget: not a corrupt file
     except Exception as e: raise LoadError(f"corrupt DOCX (not a valid Word package): {type(e).__name__}: {e}") from None
     parts, title = [], (doc.core_properties.title or '').strip()
     for block in doc.iter_inner_content():
@@ -330,6 +336,51 @@ def extract_docx(path:Path)->tuple[str, str, dict]:
             parts.append(t)
     return '\n\n'.join(parts), title, {}
 
+# %% ../../nbs/11_loaders.ipynb #a10z0002
+_RATIO_MIN_BYTES = 2**20  # members smaller than this are never judged by their compression ratio
+
+def zip_limit_reason(infos:list[zipfile.ZipInfo], # the central directory (`ZipFile.infolist()`)
+                     max_uncompressed_mb:float=200, # all members together
+                     max_ratio:float=100, # uncompressed / compressed size of one member over 1 MB
+                    )->str|None:
+    "Why an archive whose central directory lists `infos` must not be unpacked, or None."
+    total = sum(i.file_size for i in infos)
+    if total > max_uncompressed_mb * 2**20:
+        return (f"decompression limit: unpacks to {total/2**20:,.0f} MB > ingest.max_uncompressed_mb "
+                f"{max_uncompressed_mb:g} MB (a zip bomb, or raise the setting)")
+    for i in infos:
+        if i.file_size > _RATIO_MIN_BYTES and i.file_size > max_ratio * max(i.compress_size, 1):
+            return (f"decompression limit: {i.filename} is compressed {i.file_size / max(i.compress_size, 1):,.0f}:1 "
+                    f"> ingest.max_compression_ratio {max_ratio:g} (a zip bomb, or raise the setting)")
+    return None
+
+def check_zip_limits(path:str|Path, # a zip-based file (.docx)
+                     max_uncompressed_mb:float=200, max_ratio:float=100,
+                     kind:str='zip', # named in errors
+                    )->None:
+    "`LoadError` when the archive breaks the limits, by its central directory or by the bytes it really inflates to."
+    limit = max_uncompressed_mb * 2**20
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            reason = zip_limit_reason(infos, max_uncompressed_mb, max_ratio)
+            if reason: raise LoadError(reason)
+            total = 0
+            for info in infos:
+                n = 0
+                with zf.open(info) as member:
+                    while block := member.read(2**20):
+                        n += len(block); total += len(block)
+                        if total > limit:
+                            raise LoadError(f"decompression limit: inflates past ingest.max_uncompressed_mb {max_uncompressed_mb:g} MB "
+                                            f"although its headers declare {sum(i.file_size for i in infos)/2**20:,.1f} MB (lying zip headers)")
+                        if n > _RATIO_MIN_BYTES and n > max_ratio * max(info.compress_size, 1):
+                            raise LoadError(f"decompression limit: {info.filename} inflates more than {max_ratio:g}:1 "
+                                            f"(ingest.max_compression_ratio) although its header declares {info.file_size:,} bytes")
+    except LoadError: raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError, ValueError, RuntimeError) as e:
+        raise LoadError(f"corrupt {kind} (not a valid zip archive): {type(e).__name__}: {e}") from None
+
 # %% ../../nbs/11_loaders.ipynb #4486d406
 def _iter_lines(text:str)->Iterator[str]:
     "Lines of `text` with their '\\n', without copying it into a list (one-line files can be huge)."
@@ -339,7 +390,18 @@ def _iter_lines(text:str)->Iterator[str]:
         if j < 0: yield text[start:]; return
         yield text[start:j + 1]; start = j + 1
 
-def _csv_rows(text:str, problems:list)->Iterator[tuple[int, dict]]:
+@dataclass
+class RowProblems:
+    "Rows of one CSV/JSONL file that did not become documents: all counted, the first `cap` listed."
+    cap: int|None = 100  # line/row numbers and messages kept (None: all)
+    count: int = 0  # every such row
+    numbers: list[int] = field(default_factory=list)  # their line (JSONL) or row (CSV) numbers, the first `cap`
+    messages: list[str] = field(default_factory=list)  # why, one per listed row
+    def add(self, number:int, message:str):
+        self.count += 1
+        if self.cap is None or len(self.numbers) < self.cap: self.numbers.append(number); self.messages.append(message)
+
+def _csv_rows(text:str, problems:RowProblems)->Iterator[tuple[int, dict]]:
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     reader = csv.DictReader(_iter_lines(text.removeprefix('\ufeff')))
     i = 0
@@ -347,14 +409,14 @@ def _csv_rows(text:str, problems:list)->Iterator[tuple[int, dict]]:
         for i, row in enumerate(reader, 1):
             row.pop(None, None)  # cells beyond the header
             yield i, row
-    except csv.Error as e: problems.append(f"row {i + 1}: malformed CSV ({e}); the rest of the file is skipped")
+    except csv.Error as e: problems.add(i + 1, f"row {i + 1}: malformed CSV ({e}); the rest of the file is skipped")
 
-def _jsonl_rows(text:str, problems:list)->Iterator[tuple[int, dict]]:
+def _jsonl_rows(text:str, problems:RowProblems)->Iterator[tuple[int, dict]]:
     for i, line in enumerate(_iter_lines(text.removeprefix('\ufeff')), 1):
         if not line.strip(): continue
         try: rec = json.loads(line)
-        except ValueError as e: problems.append(f"line {i}: invalid JSON ({e.msg}); row skipped"); continue
-        if not isinstance(rec, dict): problems.append(f"line {i}: not a JSON object; row skipped"); continue
+        except ValueError as e: problems.add(i, f"line {i}: invalid JSON ({e.msg}); row skipped"); continue
+        if not isinstance(rec, dict): problems.add(i, f"line {i}: not a JSON object; row skipped"); continue
         yield i, rec
 
 def _cell(v)->str:
@@ -367,12 +429,13 @@ def _as_entry(entry_or_path)->FileEntry:
     p = Path(os.path.abspath(Path(entry_or_path).expanduser()))
     return FileEntry(p, p.name)
 
-def load_file_report(entry_or_path:FileEntry|str|Path, # from `iter_files`, or a path (its name becomes the id)
-                     settings:Settings|None=None, # `[ingest]` column names for CSV/JSONL
-                     collection:str='default', # collection of the documents
-                     groups:list[str]|None=None, # access groups (default: settings' default_groups, else public)
-                    )->tuple[list[Document], list[str]]:
-    "`(documents, row problems)` of one file; `LoadError` with the reason when it yields no document."
+def iter_file_documents(entry_or_path:FileEntry|str|Path, # from `iter_files`, or a path (its name becomes the id)
+                        settings:Settings|None=None, # `[ingest]` column names for CSV/JSONL, zip limits
+                        collection:str='default', # collection of the documents
+                        groups:list[str]|None=None, # access groups (default: settings' default_groups, else public)
+                        problems:RowProblems|None=None, # receives the rows that did not become documents
+                       )->Iterator[Document]:
+    "The documents of one file, CSV/JSONL rows one at a time; `LoadError` (before any document) when it yields none."
     entry = _as_entry(entry_or_path)
     if entry.skip_reason: raise LoadError(entry.skip_reason)
     path = entry.path
@@ -388,14 +451,27 @@ def load_file_report(entry_or_path:FileEntry|str|Path, # from `iter_files`, or a
             'mtime': datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat(timespec='seconds')}
     src = str(path)
     if fmt in ('csv', 'jsonl', 'beir'):
-        return _load_rows(entry, fmt, base, settings, collection, groups)
+        yield from iter_row_documents(entry, fmt, base, settings, collection, groups,
+                                      problems if problems is not None else RowProblems())
+        return
     if fmt in ('text', 'markdown'): text, title, md = extract_text_file(path, fmt)
     elif fmt == 'html': text, title, md = extract_html(path)
     elif fmt == 'pdf': text, title, md = extract_pdf(path)
-    else: text, title, md = extract_docx(path)
+    else:
+        ing = (settings or Settings(env={})).ingest
+        text, title, md = extract_docx(path, ing.max_uncompressed_mb, ing.max_compression_ratio)
     if not text.strip(): raise LoadError("no text (only whitespace)" if fmt in ('text', 'markdown') else f"no text in this {fmt.upper()}")
-    return [Document(entry.rel, text, src, title or path.stem, {**base, **md}, collection, list(groups),
-                     text_hash(text))], []
+    yield Document(entry.rel, text, src, title or path.stem, {**base, **md}, collection, list(groups), text_hash(text))
+
+def load_file_report(entry_or_path:FileEntry|str|Path, # from `iter_files`, or a path (its name becomes the id)
+                     settings:Settings|None=None, # `[ingest]` column names for CSV/JSONL
+                     collection:str='default', # collection of the documents
+                     groups:list[str]|None=None, # access groups (default: settings' default_groups, else public)
+                    )->tuple[list[Document], list[str]]:
+    "`(documents, row problems)` of one file; `LoadError` with the reason when it yields no document."
+    problems = RowProblems(cap=None)
+    docs = list(iter_file_documents(entry_or_path, settings, collection, groups, problems))
+    return docs, problems.messages
 
 def load_file(entry_or_path:FileEntry|str|Path, # from `iter_files`, or a path
               settings:Settings|None=None, # `[ingest]` column names for CSV/JSONL
@@ -406,11 +482,11 @@ def load_file(entry_or_path:FileEntry|str|Path, # from `iter_files`, or a path
     return load_file_report(entry_or_path, settings, collection, groups)[0]
 
 # %% ../../nbs/11_loaders.ipynb #9fc70c42
-def _load_rows(entry:FileEntry, fmt:str, base:dict, settings:Settings|None, collection:str, groups:list[str]
-              )->tuple[list[Document], list[str]]:
+def iter_row_documents(entry:FileEntry, fmt:str, base:dict, settings:Settings|None, collection:str, groups:list[str],
+                       problems:RowProblems)->Iterator[Document]:
+    "One document per row of a CSV/JSONL/BEIR file, as the rows are read; bad rows go to `problems`."
     text, enc = decode_bytes(_read_bytes(entry.path))
     base = {**base, 'encoding': enc}
-    problems: list[str] = []
     if fmt == 'beir':
         id_col, text_cols, title_col, meta_cols = '_id', ['text'], 'title', ['*']
     else:
@@ -418,7 +494,7 @@ def _load_rows(entry:FileEntry, fmt:str, base:dict, settings:Settings|None, coll
         id_col, text_cols, title_col, meta_cols = ing.id_column, list(ing.text_columns), ing.title_column, list(ing.metadata_columns)
     rows = _csv_rows(text, problems) if fmt == 'csv' else _jsonl_rows(text, problems)
     used = {id_col, title_col, *text_cols}
-    docs, ids, n_rows, seen_text_col = [], set(), 0, False
+    n_docs, ids, n_rows, seen_text_col = 0, set(), 0, False
     src, what = str(entry.path), ('line' if fmt != 'csv' else 'row')
     for i, row in rows:
         n_rows += 1
@@ -426,23 +502,135 @@ def _load_rows(entry:FileEntry, fmt:str, base:dict, settings:Settings|None, coll
         if any(c in row for c in text_cols): seen_text_col = True
         body = '\n\n'.join(t for t in (_cell(row.get(c)).strip() for c in text_cols) if t)
         if not body:
-            problems.append(f"{what} {i} (id {row_id}): no text in column(s) {','.join(text_cols)}; row skipped"); continue
+            problems.add(i, f"{what} {i} (id {row_id}): no text in column(s) {','.join(text_cols)}; row skipped"); continue
         if row_id in ids:
-            problems.append(f"{what} {i}: duplicate id {row_id} (the first one is kept); row skipped"); continue
+            problems.add(i, f"{what} {i}: duplicate id {row_id} (the first one is kept); row skipped"); continue
         ids.add(row_id)
         md = {k: v for k, v in row.items() if k not in used and ('*' in meta_cols or k in meta_cols)}
         if fmt == 'beir' and isinstance(md.get('metadata'), dict): md.update(md.pop('metadata'))
         md.update(base); md[what] = i  # the loader's own keys win over same-named columns
         doc_id = row_id if fmt == 'beir' else f"{entry.rel}#{row_id}"
-        docs.append(Document(doc_id, body, src, _cell(row.get(title_col)).strip(), md, collection, list(groups),
-                             text_hash(body)))
-    if n_rows == 0 and not problems: raise LoadError(f"no rows (header only or blank lines) in this {fmt.upper()}")
-    if not docs:
+        n_docs += 1
+        yield Document(doc_id, body, src, _cell(row.get(title_col)).strip(), md, collection, list(groups), text_hash(body))
+    if n_rows == 0 and not problems.count: raise LoadError(f"no rows (header only or blank lines) in this {fmt.upper()}")
+    if not n_docs:
         if not seen_text_col:
             raise LoadError(f"no text column {','.join(text_cols)} in any of {n_rows} rows; "
                             "set ingest.text_columns (and id_column, title_column) to this file's columns")
-        raise LoadError(f"none of {n_rows} rows has text ({len(problems)} problems, first: {problems[0]})")
-    return docs, problems
+        raise LoadError(f"none of {n_rows} rows has text ({problems.count} problems, first: {problems.messages[0]})")
+
+def _load_rows(entry:FileEntry, fmt:str, base:dict, settings:Settings|None, collection:str, groups:list[str]
+              )->tuple[list[Document], list[str]]:
+    problems = RowProblems(cap=None)
+    return list(iter_row_documents(entry, fmt, base, settings, collection, groups, problems)), problems.messages
+
+# %% ../../nbs/11_loaders.ipynb #a10b0002
+def _vm_bytes()->int:
+    "This process's virtual memory size (Linux /proc), or 0 when unknown."
+    try:
+        for line in open('/proc/self/status'):
+            if line.startswith('VmSize:'): return int(line.split()[1]) * 1024
+    except OSError: pass
+    return 0
+
+def _worker_main(fd:int, memory_mb:float):
+    "The worker process: import the parsers, cap the address space, then parse what the parent sends on `fd`."
+    from multiprocessing.connection import Connection
+    conn = Connection(fd)
+    import docx, pypdf, lxml.html  # noqa: F401  imported before the limit, so it counts parsing only
+    if memory_mb and sys.platform.startswith('linux'):
+        import resource
+        limit = _vm_bytes() + int(memory_mb * 2**20)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    conn.send(('ready', os.getpid()))
+    while True:
+        try: task = conn.recv()
+        except (EOFError, OSError): return
+        if task is None: return
+        (path, rel, skip), settings, collection, groups = task
+        try:
+            docs, problems = load_file_report(FileEntry(Path(path), rel, skip), settings, collection, groups)
+            out = ('ok', ([vars(d) for d in docs], problems))  # plain dicts and strings cross the pipe
+        except LoadError as e: out = ('load_error', str(e))
+        except MemoryError: out = ('memory', '')
+        except Exception as e:  # lxml reports a failed allocation as a parse error
+            msg = f"{type(e).__name__}: {e}"
+            out = ('memory', msg) if 'memory' in msg.lower() and 'alloc' in msg.lower() else ('error', msg)
+        try: conn.send(out)
+        except MemoryError: conn.send(('memory', 'while returning the documents'))
+
+
+# %% ../../nbs/11_loaders.ipynb #a10b0007
+class ParseWorker:
+    "Parses files in a child process within a time and memory budget; a file over budget costs itself, not the run."
+    def __init__(self, timeout_s:float=120, # seconds per file (0: no limit)
+                 memory_mb:float=2048, # MB of address space on top of the worker's own (0: no limit)
+                ):
+        self.timeout_s, self.memory_mb = timeout_s, memory_mb
+        self._proc = self._conn = None
+        self.started = 0  # workers started (1 + those replaced after a file over budget)
+
+    @classmethod
+    def from_settings(cls, settings:Settings)->ParseWorker:
+        return cls(settings.ingest.parse_timeout_s, settings.ingest.parse_memory_mb)
+
+    def _start(self):
+        # A fresh interpreter via subprocess (not multiprocessing's spawn, which re-runs the caller's __main__
+        # script in the child: a user script without an `if __name__ == '__main__'` guard would ingest twice).
+        import socket, subprocess
+        from multiprocessing.connection import Connection
+        ours, theirs = socket.socketpair()
+        pkg_root = str(Path(__file__).resolve().parents[2]) if '__file__' in globals() else ''
+        env = {**os.environ, 'PYTHONPATH': os.pathsep.join(p for p in [pkg_root, os.environ.get('PYTHONPATH', '')] if p)}
+        code = f"from genai_accel.data.loaders import _worker_main; _worker_main({theirs.fileno()}, {float(self.memory_mb or 0)!r})"
+        self._proc = subprocess.Popen([sys.executable, '-c', code], pass_fds=[theirs.fileno()], env=env,
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        theirs.close(); self._conn = Connection(ours.detach()); self.started += 1
+        if not self._conn.poll(120) or self._conn.recv()[0] != 'ready':
+            self._kill(); raise RuntimeError("the parser worker process did not start within 120 s")
+
+    def _alive(self)->bool: return self._proc is not None and self._proc.poll() is None
+
+    def _kill(self):
+        if self._proc is not None:
+            if self._alive(): self._proc.kill()
+            try: self._proc.wait(5)
+            except Exception: pass
+        if self._conn is not None: self._conn.close()
+        self._proc = self._conn = None
+
+    def load(self, entry:FileEntry|str|Path, settings:Settings|None=None, collection:str='default',
+             groups:list[str]|None=None)->tuple[list[Document], list[str]]:
+        "`load_file_report` run in the worker; `LoadError` also when the file exceeds the budget or kills the parser."
+        entry = _as_entry(entry)
+        if not self._alive(): self._start()
+        self._conn.send(((str(entry.path), entry.rel, entry.skip_reason), settings, collection, groups))
+        if not self._conn.poll(self.timeout_s or None):
+            self._kill()
+            raise LoadError(f"parse budget exceeded: still parsing after {self.timeout_s:g} s (ingest.parse_timeout_s); "
+                            "the parser was stopped")
+        try: kind, payload = self._conn.recv()
+        except (EOFError, OSError):
+            try: code = self._proc.wait(5)
+            except Exception: code = None
+            self._kill()
+            raise LoadError(f"parser crashed on this file (worker exit code {code}"
+                            f"{', killed: out of memory?' if code == -9 else ''})") from None
+        if kind == 'ok': return [Document(**d) for d in payload[0]], payload[1]
+        if kind == 'memory':
+            self._kill()
+            raise LoadError(f"parse budget exceeded: needs more than {self.memory_mb:g} MB (ingest.parse_memory_mb)"
+                            + (f" ({payload})" if payload else ''))
+        raise LoadError(payload)
+
+    def close(self):
+        "Stop the worker (it also exits when the parent's end of the pipe closes)."
+        if self._alive():
+            try: self._conn.send(None); self._proc.wait(2)
+            except Exception: pass
+        self._kill()
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.close()
 
 # %% ../../nbs/11_loaders.ipynb #87853744
 def load_beir_corpus(path:str|Path, # a BEIR folder (holding corpus.jsonl) or the corpus.jsonl file

@@ -351,6 +351,7 @@ def _secret_samples(rng):
         (assign_val, f"{assign_key}{sep}"), # value planted after its key; the closing quote is added by the caller
     ], q
 
+# %% ../../nbs/13_pii.ipynb #46f4e9c0
 _PII_TEMPLATES = dict(
     email=['Please write to {v} for details.', 'Contact: {v}', 'The form was sent by {v} yesterday.', '({v})'],
     phone=['You can reach me on {v} after five.', 'Tel: {v}', 'Call {v} to book a slot.', '{name}, {v}, {city}.',
@@ -385,6 +386,7 @@ def _distractors(rng, fake):
         f"{d(1,99)}.{d(1,9)} +/- {d(0,9)}.{d(1,99)}", f"tracking {d(10**11, 10**12-1)}", f"ZIP {d(10000,99999)}-{d(1000,9999)}",
     ]
 
+# %% ../../nbs/13_pii.ipynb #c62d1a87
 def make_pii_corpus(n_docs:int=200, # documents to generate
                     seed:int=0, # Faker and random seed: same seed, same corpus
                    )->list[tuple[str, list[tuple[str, int, int]]]]:
@@ -445,6 +447,7 @@ def make_pii_corpus(n_docs:int=200, # documents to generate
         docs.append((''.join(parts), spans))
     return docs
 
+# %% ../../nbs/13_pii.ipynb #39caf6d9
 def evaluate_pii(n_docs:int=200, # synthetic documents to generate
                  seed:int=0, # corpus seed
                 )->dict:

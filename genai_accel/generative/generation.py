@@ -6,12 +6,13 @@ Docs: https://github.com/genai-accel/genai_accel/generation.html.md"""
 
 # %% ../../nbs/21_generation.ipynb #bc14e6cf
 from __future__ import annotations
-import atexit, functools, importlib.metadata, json, os, queue, random, re, socket, threading, time, urllib.error, urllib.request, warnings
+import atexit, functools, importlib.metadata, os, queue, re, threading, time, warnings
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
+from fastcore.basics import patch
 from ..core.config import Settings
 
 # %% auto #0
@@ -112,6 +113,7 @@ class GenerationStream:
                 else: raise val
         finally: self._cancel.set()  # a consumer that stops early frees the slot
 
+# %% ../../nbs/21_generation.ipynb #956d6b9f
 class Generator(ABC):
     "A text generator: local model or remote server."
     def __init__(self, settings:Settings|None=None): self.settings = settings or Settings()
@@ -136,32 +138,36 @@ class Generator(ABC):
                                  g.temperature if r.temperature is None else float(r.temperature),
                                  g.seed if r.seed is None else int(r.seed), [s for s in stop if s])
 
-    def generate(self,
-                 prompt:str|list, # prompt string or chat messages
-                 *,
-                 max_new_tokens:int|None=None, # most tokens to generate (default generation.max_new_tokens)
-                 temperature:float|None=None, # 0 = greedy (default generation.temperature)
-                 seed:int|None=None, # sampling seed (default generation.seed)
-                 stop:list|str|None=None, # strings that end the answer (not included in it)
-                )->Generation:
-        "Generate one answer."
-        return self._run(self._request(prompt, max_new_tokens, temperature, seed, stop), None, threading.Event())
+# %% ../../nbs/21_generation.ipynb #d9cdcb7b
+@patch
+def generate(self:Generator,
+             prompt:str|list, # prompt string or chat messages
+             *,
+             max_new_tokens:int|None=None, # most tokens to generate (default generation.max_new_tokens)
+             temperature:float|None=None, # 0 = greedy (default generation.temperature)
+             seed:int|None=None, # sampling seed (default generation.seed)
+             stop:list|str|None=None, # strings that end the answer (not included in it)
+            )->Generation:
+    "Generate one answer."
+    return self._run(self._request(prompt, max_new_tokens, temperature, seed, stop), None, threading.Event())
 
-    def stream(self, prompt:str|list, *, max_new_tokens:int|None=None, temperature:float|None=None,
-               seed:int|None=None, stop:list|str|None=None)->GenerationStream:
-        "Generate one answer piece by piece; same options as `generate`."
-        req = self._request(prompt, max_new_tokens, temperature, seed, stop)
-        return GenerationStream(lambda on_text, cancelled: self._run(req, on_text, cancelled))
+@patch
+def stream(self:Generator, prompt:str|list, *, max_new_tokens:int|None=None, temperature:float|None=None,
+           seed:int|None=None, stop:list|str|None=None)->GenerationStream:
+    "Generate one answer piece by piece; same options as `generate`."
+    req = self._request(prompt, max_new_tokens, temperature, seed, stop)
+    return GenerationStream(lambda on_text, cancelled: self._run(req, on_text, cancelled))
 
-    def batch(self,
-              requests:list, # GenerationRequest, dicts of its fields, prompt strings or message lists
-              max_workers:int|None=None, # concurrent requests (default generation.max_batch_size)
-             )->list[Generation]:
-        "Generate answers for many requests, in order."
-        reqs = [self._request(r) for r in requests]
-        if not reqs: return []
-        with ThreadPoolExecutor(max_workers or min(len(reqs), self.settings.generation.max_batch_size)) as ex:
-            return list(ex.map(lambda r: self._run(r, None, threading.Event()), reqs))
+@patch
+def batch(self:Generator,
+          requests:list, # GenerationRequest, dicts of its fields, prompt strings or message lists
+          max_workers:int|None=None, # concurrent requests (default generation.max_batch_size)
+         )->list[Generation]:
+    "Generate answers for many requests, in order."
+    reqs = [self._request(r) for r in requests]
+    if not reqs: return []
+    with ThreadPoolExecutor(max_workers or min(len(reqs), self.settings.generation.max_batch_size)) as ex:
+        return list(ex.map(lambda r: self._run(r, None, threading.Event()), reqs))
 
 # %% ../../nbs/21_generation.ipynb #d3202779
 class StopScanner:
@@ -210,6 +216,7 @@ def _converted_path(path, gguf_file, cache:Path|None)->Path|None:
     key = hashlib.sha256(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}|{transformers.__version__}".encode()).hexdigest()[:16]
     return cache/f"{f.stem}-{key}"
 
+# %% ../../nbs/21_generation.ipynb #070b8054
 def load_causal_lm(path:Path|str, # model folder or hub id
                    gguf_file:str|None=None, # GGUF file inside `path`, None for a transformers folder
                    allow_hub:bool=False, # may files be downloaded
@@ -259,6 +266,7 @@ def _keep_conversion(tok, model, dest:Path):
         if qconfig is not None: model.config.quantization_config = qconfig
         shutil.rmtree(tmp, ignore_errors=True)
 
+# %% ../../nbs/21_generation.ipynb #a72cd36d
 def load_generator_model(path:Path|str, # model folder or hub id
                          gguf_file:str|None=None, # GGUF file inside `path`, None for a transformers folder
                          adapter:str|Path|None=None, # peft LoRA adapter folder
@@ -283,6 +291,7 @@ def load_generator_model(path:Path|str, # model folder or hub id
         _LOADED[key] = (tok, model)
         return tok, model
 
+# %% ../../nbs/21_generation.ipynb #2cd8a3d0
 def _column_major_weights(model):
     "Store every Linear weight column-major, for inference: same values, faster matrix products on CPU."
     # nn.Linear computes x @ W.T with W row-major [out, in], which MKL runs as a transposed GEMM; for the skinny
@@ -333,6 +342,7 @@ def _growing_cache(kv):
     cache.layers = [_growing_layer_class()(k, v) for k, v in kv]
     return cache
 
+# %% ../../nbs/21_generation.ipynb #4525c7d5
 class _Sequence:
     "One request in flight in the scheduler."
     def __init__(self, req, ids, on_text, cancelled, eos):
@@ -374,128 +384,139 @@ class DecodeScheduler:
         if seq.error is not None: raise seq.error
         return seq.result
 
-    def enqueue(self, req:GenerationRequest, on_text=None, cancelled=None)->_Sequence:
-        "Queue `req` for the next step; `wait` on the result."
-        with self.tok_lock:  # the Rust tokenizer must not be entered from two threads at once
-            ids = self.tok.apply_chat_template(req.prompt, add_generation_prompt=True, tokenize=True)
-        ids = list(ids['input_ids'] if not isinstance(ids, list) else ids)
-        if len(ids) >= self.ctx:
-            raise GeneratorError(f"the prompt has {len(ids)} tokens but {self.model_id} reads at most {self.ctx}: "
-                                 "shorten it (fewer or shorter sources)")
-        seq = _Sequence(req, ids, on_text, cancelled or threading.Event(), self.eos)
-        with self.cv:
-            if self.closed: raise GeneratorError("the generator was closed (the process is exiting)")
-            self.waiting.append(seq)
-            if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(target=self._loop, name='genai-accel-decode', daemon=True)
-                self.thread.start()
-            self.cv.notify()
-        return seq
+# %% ../../nbs/21_generation.ipynb #cd5c9a1c
+@patch
+def enqueue(self:DecodeScheduler, req:GenerationRequest, on_text=None, cancelled=None)->_Sequence:
+    "Queue `req` for the next step; `wait` on the result."
+    with self.tok_lock:  # the Rust tokenizer must not be entered from two threads at once
+        ids = self.tok.apply_chat_template(req.prompt, add_generation_prompt=True, tokenize=True)
+    ids = list(ids['input_ids'] if not isinstance(ids, list) else ids)
+    if len(ids) >= self.ctx:
+        raise GeneratorError(f"the prompt has {len(ids)} tokens but {self.model_id} reads at most {self.ctx}: "
+                             "shorten it (fewer or shorter sources)")
+    seq = _Sequence(req, ids, on_text, cancelled or threading.Event(), self.eos)
+    with self.cv:
+        if self.closed: raise GeneratorError("the generator was closed (the process is exiting)")
+        self.waiting.append(seq)
+        if self.thread is None or not self.thread.is_alive():
+            self.thread = threading.Thread(target=self._loop, name='genai-accel-decode', daemon=True)
+            self.thread.start()
+        self.cv.notify()
+    return seq
 
-    def _loop(self):
-        import torch
-        with torch.inference_mode():
-            while True:
-                with self.cv:
-                    while not self.waiting and not self.running and not self.closed: self.cv.wait()
-                    if self.closed:
-                        for s in self.waiting + self.running: s.error = GeneratorError("the generator was closed"); s.done.set()
-                        self.waiting, self.running = [], []
-                        return
-                    # requests sent together arrive a few ms apart: gather them into one prefill
-                    deadline = time.perf_counter() + 0.005
-                    while not self.running and len(self.waiting) < self.max_batch_size and time.perf_counter() < deadline:
-                        self.cv.wait(max(0.0, deadline - time.perf_counter()))
-                    free = self.max_batch_size - len(self.running)
-                    admit, self.waiting = self.waiting[:free], self.waiting[free:]
-                try:
-                    if admit: self._admit(admit)
-                    if self.running: self._step()
-                except Exception as e:  # fail the requests in flight, keep serving later ones
-                    for s in self.running + admit:
-                        if not s.done.is_set(): s.error = e; s.done.set()
-                    self.running, self.cache, self.mask = [], None, None
+# %% ../../nbs/21_generation.ipynb #93b071d2
+@patch
+def _choose(self:DecodeScheduler, s, logits)->int:
+    import torch
+    if s.gen is None: return int(logits.argmax())
+    probs = torch.softmax(logits.float() / s.req.temperature, -1)
+    return int(torch.multinomial(probs, 1, generator=s.gen))
 
-    def _admit(self, seqs):
-        import torch
-        from transformers import DynamicCache
-        now = time.perf_counter()
-        for s in seqs: s.t_admit = now
-        # one left-padded prefill for all newcomers: a matrix product over all their prompt tokens at once
-        L = max(len(s.ids) for s in seqs)
-        ids = torch.tensor([[self.pad_id] * (L - len(s.ids)) + s.ids for s in seqs])
-        mask = torch.tensor([[0] * (L - len(s.ids)) + [1] * len(s.ids) for s in seqs])
-        pos = (mask.cumsum(1) - 1).clamp(min=0)
-        cache = DynamicCache()
-        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,
-                            logits_to_keep=1).logits[:, -1]
-        greedy = logits.argmax(-1).tolist()
-        keep = [i for i, s in enumerate(seqs) if not self._advance(s, greedy[i] if s.gen is None else self._choose(s, logits[i]))]
-        if not keep: return
+@patch
+def _advance(self:DecodeScheduler, s, token:int)->bool:
+    "Add `token` to `s`; True when `s` is finished (and its result is delivered)."
+    now = time.perf_counter()
+    if s.t_first is None: s.t_first = now
+    finish, hit = None, False
+    if token in s.eos: finish = 'stop'
+    else:
+        s.out.append(token)
+        with self.tok_lock: s.text = self.tok.decode(s.out, skip_special_tokens=True)
+        piece, hit = s.scanner.feed(s.text)
+        if hit: finish, s.text = 'stop', s.text[:s.scanner.emitted]
+        if piece and s.on_text: s.on_text(piece)
+        if not finish and len(s.out) >= s.req.max_new_tokens: finish = 'length'
+        if not finish and len(s.ids) + len(s.out) >= self.ctx: finish = 'length'
+    if not finish and s.cancelled.is_set(): finish = 'cancelled'
+    if not finish: return False
+    if not hit:  # the held-back tail was no stop string after all
+        rest = s.scanner.flush(s.text)
+        if rest and s.on_text: s.on_text(rest)
+    total = now - s.t_submit
+    s.result = Generation(s.text, len(s.ids), len(s.out) + (token in s.eos), finish, self.model_id,
+                          dict(queued_s=s.t_admit - s.t_submit, ttft_s=s.t_first - s.t_submit, total_s=total))
+    s.done.set()
+    return True
+
+# %% ../../nbs/21_generation.ipynb #b7f0ddad
+@patch
+def _admit(self:DecodeScheduler, seqs):
+    import torch
+    from transformers import DynamicCache
+    now = time.perf_counter()
+    for s in seqs: s.t_admit = now
+    # one left-padded prefill for all newcomers: a matrix product over all their prompt tokens at once
+    L = max(len(s.ids) for s in seqs)
+    ids = torch.tensor([[self.pad_id] * (L - len(s.ids)) + s.ids for s in seqs])
+    mask = torch.tensor([[0] * (L - len(s.ids)) + [1] * len(s.ids) for s in seqs])
+    pos = (mask.cumsum(1) - 1).clamp(min=0)
+    cache = DynamicCache()
+    logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,
+                        logits_to_keep=1).logits[:, -1]
+    greedy = logits.argmax(-1).tolist()
+    keep = [i for i, s in enumerate(seqs) if not self._advance(s, greedy[i] if s.gen is None else self._choose(s, logits[i]))]
+    if not keep: return
+    idx = torch.tensor(keep)
+    kv, mask = [(l.keys[idx], l.values[idx]) for l in cache.layers], mask[idx]
+    if self.running:  # join the running batch: left-pad the shorter cache to the longer one
+        n_old, n_new = self.mask.shape[1], mask.shape[1]
+        def pad(t, n): return t if n == 0 else torch.nn.functional.pad(t, (0, 0, n, 0))
+        kv = [(torch.cat([pad(l.keys, max(0, n_new - n_old)), pad(k, max(0, n_old - n_new))]),
+               torch.cat([pad(l.values, max(0, n_new - n_old)), pad(v, max(0, n_old - n_new))]))
+              for l, (k, v) in zip(self.cache.layers, kv)]
+        mask = torch.cat([torch.nn.functional.pad(self.mask, (max(0, n_new - n_old), 0)),
+                          torch.nn.functional.pad(mask, (max(0, n_old - n_new), 0))])
+    self.cache, self.mask = _growing_cache(kv), mask
+    self.running += [seqs[i] for i in keep]
+
+# %% ../../nbs/21_generation.ipynb #d3ab20fd
+@patch
+def _step(self:DecodeScheduler):
+    import torch
+    run = self.running
+    last = torch.tensor([[s.out[-1]] for s in run])
+    pos = torch.tensor([[len(s.ids) + len(s.out) - 1] for s in run])
+    self.mask = torch.cat([self.mask, torch.ones(len(run), 1, dtype=self.mask.dtype)], 1)
+    logits = self.model(input_ids=last, attention_mask=self.mask, position_ids=pos, cache=self.cache,
+                        use_cache=True).logits[:, -1]
+    self.steps += 1
+    greedy = logits.argmax(-1).tolist()
+    keep = [i for i, s in enumerate(run)
+            if not self._advance(s, greedy[i] if s.gen is None else self._choose(s, logits[i]))]
+    if len(keep) < len(run):
+        self.running = [run[i] for i in keep]
+        if not keep: self.cache, self.mask = None, None; return
         idx = torch.tensor(keep)
-        kv, mask = [(l.keys[idx], l.values[idx]) for l in cache.layers], mask[idx]
-        if self.running:  # join the running batch: left-pad the shorter cache to the longer one
-            n_old, n_new = self.mask.shape[1], mask.shape[1]
-            def pad(t, n): return t if n == 0 else torch.nn.functional.pad(t, (0, 0, n, 0))
-            kv = [(torch.cat([pad(l.keys, max(0, n_new - n_old)), pad(k, max(0, n_old - n_new))]),
-                   torch.cat([pad(l.values, max(0, n_new - n_old)), pad(v, max(0, n_old - n_new))]))
-                  for l, (k, v) in zip(self.cache.layers, kv)]
-            mask = torch.cat([torch.nn.functional.pad(self.mask, (max(0, n_new - n_old), 0)),
-                              torch.nn.functional.pad(mask, (max(0, n_old - n_new), 0))])
-        self.cache, self.mask = _growing_cache(kv), mask
-        self.running += [seqs[i] for i in keep]
+        self.mask = self.mask[idx]
+        first = int(self.mask.any(0).long().argmax())  # columns left of this are padding for everyone left
+        for l in self.cache.layers: l.fill(l.keys[idx, :, first:], l.values[idx, :, first:])
+        self.mask = self.mask[:, first:]
 
-    def _step(self):
-        import torch
-        run = self.running
-        last = torch.tensor([[s.out[-1]] for s in run])
-        pos = torch.tensor([[len(s.ids) + len(s.out) - 1] for s in run])
-        self.mask = torch.cat([self.mask, torch.ones(len(run), 1, dtype=self.mask.dtype)], 1)
-        logits = self.model(input_ids=last, attention_mask=self.mask, position_ids=pos, cache=self.cache,
-                            use_cache=True).logits[:, -1]
-        self.steps += 1
-        greedy = logits.argmax(-1).tolist()
-        keep = [i for i, s in enumerate(run)
-                if not self._advance(s, greedy[i] if s.gen is None else self._choose(s, logits[i]))]
-        if len(keep) < len(run):
-            self.running = [run[i] for i in keep]
-            if not keep: self.cache, self.mask = None, None; return
-            idx = torch.tensor(keep)
-            self.mask = self.mask[idx]
-            first = int(self.mask.any(0).long().argmax())  # columns left of this are padding for everyone left
-            for l in self.cache.layers: l.fill(l.keys[idx, :, first:], l.values[idx, :, first:])
-            self.mask = self.mask[:, first:]
-
-    def _choose(self, s, logits)->int:
-        import torch
-        if s.gen is None: return int(logits.argmax())
-        probs = torch.softmax(logits.float() / s.req.temperature, -1)
-        return int(torch.multinomial(probs, 1, generator=s.gen))
-
-    def _advance(self, s, token:int)->bool:
-        "Add `token` to `s`; True when `s` is finished (and its result is delivered)."
-        now = time.perf_counter()
-        if s.t_first is None: s.t_first = now
-        finish, hit = None, False
-        if token in s.eos: finish = 'stop'
-        else:
-            s.out.append(token)
-            with self.tok_lock: s.text = self.tok.decode(s.out, skip_special_tokens=True)
-            piece, hit = s.scanner.feed(s.text)
-            if hit: finish, s.text = 'stop', s.text[:s.scanner.emitted]
-            if piece and s.on_text: s.on_text(piece)
-            if not finish and len(s.out) >= s.req.max_new_tokens: finish = 'length'
-            if not finish and len(s.ids) + len(s.out) >= self.ctx: finish = 'length'
-        if not finish and s.cancelled.is_set(): finish = 'cancelled'
-        if not finish: return False
-        if not hit:  # the held-back tail was no stop string after all
-            rest = s.scanner.flush(s.text)
-            if rest and s.on_text: s.on_text(rest)
-        total = now - s.t_submit
-        s.result = Generation(s.text, len(s.ids), len(s.out) + (token in s.eos), finish, self.model_id,
-                              dict(queued_s=s.t_admit - s.t_submit, ttft_s=s.t_first - s.t_submit, total_s=total))
-        s.done.set()
-        return True
+# %% ../../nbs/21_generation.ipynb #01ef2074
+@patch
+def _loop(self:DecodeScheduler):
+    import torch
+    with torch.inference_mode():
+        while True:
+            with self.cv:
+                while not self.waiting and not self.running and not self.closed: self.cv.wait()
+                if self.closed:
+                    for s in self.waiting + self.running: s.error = GeneratorError("the generator was closed"); s.done.set()
+                    self.waiting, self.running = [], []
+                    return
+                # requests sent together arrive a few ms apart: gather them into one prefill
+                deadline = time.perf_counter() + 0.005
+                while not self.running and len(self.waiting) < self.max_batch_size and time.perf_counter() < deadline:
+                    self.cv.wait(max(0.0, deadline - time.perf_counter()))
+                free = self.max_batch_size - len(self.running)
+                admit, self.waiting = self.waiting[:free], self.waiting[free:]
+            try:
+                if admit: self._admit(admit)
+                if self.running: self._step()
+            except Exception as e:  # fail the requests in flight, keep serving later ones
+                for s in self.running + admit:
+                    if not s.done.is_set(): s.error = e; s.done.set()
+                self.running, self.cache, self.mask = [], None, None
 
 # %% ../../nbs/21_generation.ipynb #31ae4271
 _SCHEDULERS: dict = {}
@@ -542,26 +563,108 @@ class LocalGenerator(Generator):
         return [self.scheduler.wait(s) for s in seqs]
 
 # %% ../../nbs/21_generation.ipynb #846a07b0
-_RETRY = {429, 500, 502, 503, 504}
+def _openai():
+    "The `openai` module, or an error that says how to install it."
+    try: import openai
+    except ImportError:
+        raise GeneratorError("generation.backend = 'openai' needs the openai package: run `pip install 'openai>=1.40'`") from None
+    return openai
 
+def _api_error(self, # the OpenAICompatibleGenerator that made the call
+               e:Exception, # what the openai client raised
+               path:str, # the API path called, for the message
+               model:str|None=None, # the model asked for (a 404 then lists the available ones)
+              )->Exception:
+    "A GeneratorError for an exception of the openai client: what happened, and which setting or variable to change."
+    openai = _openai()
+    if not isinstance(e, openai.OpenAIError) and 'Timeout' not in type(e).__name__: return e  # a bug here: not hidden
+    where, env = self.base_url, self.key_env
+    hide = lambda s: s.replace(self._key, '***') if self._key else s  # a server may echo the key back
+    tries = f" (tried {self.max_retries + 1} times)" if self.max_retries else ''
+    body = getattr(e, 'body', None)  # the server's error object, when it sent one
+    detail = hide(str(body.get('message') if isinstance(body, dict) and body.get('message') else getattr(e, 'message', e)))
+    if isinstance(e, openai.APITimeoutError) or 'Timeout' in type(e).__name__:
+        msg = (f"no answer from {where} within {self.timeout_s:g} s{tries}: raise "
+               "generation.timeout_s (GENAI_ACCEL_GENERATION_TIMEOUT_S) or check the server")
+    elif isinstance(e, openai.APIConnectionError):
+        cause = e.__cause__ or e.__context__
+        msg = (f"cannot reach {where} ({hide(str(cause or e))}): start the server or fix generation.api_base "
+               "(GENAI_ACCEL_GENERATION_API_BASE)")
+    elif isinstance(e, openai.AuthenticationError):
+        msg = (f"the server rejected the API key (401 from {where}): set {env} to a valid key or change generation.api_key_env"
+               if self._key else
+               f"{where} needs an API key (401) and none is set: set the environment variable {env} "
+               "(generation.api_key_env names it)")
+    elif isinstance(e, openai.PermissionDeniedError):
+        msg = f"the API key for {where} may not do this (403 on {path}): {detail}; check the key in {env}"
+    elif isinstance(e, openai.NotFoundError):
+        avail = None
+        if model is not None:
+            try: avail = self.list_models()
+            except GeneratorError: pass
+        if avail is not None and model not in avail:
+            msg = (f"model {model!r} not found on {where}; available: {', '.join(avail) or 'none'}. "
+                   "Set generation.api_model (GENAI_ACCEL_GENERATION_API_MODEL)")
+        else: msg = f"{where}{path} not found (404): check generation.api_base, which must end in /v1"
+    elif isinstance(e, openai.APIStatusError):
+        retried = e.status_code in (408, 409, 429) or e.status_code >= 500
+        msg = f"{where}{path} answered {e.status_code}{tries if retried else ''}: {detail}"
+        if e.status_code == 429: msg += "; wait, lower the load, or raise generation.max_retries"
+    else: msg = f"{where}{path}: {hide(str(e))}"
+    return GeneratorError(msg)
+
+# %% ../../nbs/21_generation.ipynb #b2d1f6e3
+def _read_stream(resp, # the openai client's Stream of chat.completion.chunk
+                 scanner:StopScanner, # cuts at stop strings the server did not honour
+                 on_text, # called with each safe piece of text
+                 cancelled:threading.Event, # set when the consumer stopped reading
+                 t0:float, # perf_counter at the request
+                )->tuple:
+    "(text, finish_reason, usage, ttft_s) of a streamed answer; closing the stream ends the request early."
+    ttft, text, finish, usage, hit = None, '', None, None, False
+    with resp:
+        for chunk in resp:
+            usage = chunk.usage or usage
+            for ch in chunk.choices:
+                delta = (ch.delta.content if ch.delta else None) or ''
+                if delta and not hit:
+                    if ttft is None: ttft = time.perf_counter() - t0
+                    text += delta
+                    piece, hit = scanner.feed(text)
+                    if piece: on_text(piece)
+                finish = ch.finish_reason or finish
+            if hit or cancelled.is_set(): break
+    if hit: return text[:scanner.emitted], 'stop', usage, ttft
+    rest = scanner.flush(text)
+    if rest: on_text(rest)
+    return text, 'cancelled' if cancelled.is_set() else finish, usage, ttft
+
+# %% ../../nbs/21_generation.ipynb #d4f3b8a5
 class OpenAICompatibleGenerator(Generator):
-    "A generator behind any OpenAI-compatible /v1/chat/completions server."
+    "A generator behind any OpenAI-compatible /v1/chat/completions server, through the official `openai` client."
     def __init__(self,
                  settings:Settings|None=None, # generation.api_* settings
                  base_url:str|None=None, # e.g. http://127.0.0.1:8080/v1 (default generation.api_base)
                  api_key:str|None=None, # default: the variable named by generation.api_key_env
                  model:str|None=None, # default generation.api_model, else the server's first model
-                 timeout_s:float|None=None, # default generation.timeout_s
-                 max_retries:int|None=None, # default generation.max_retries
-                 backoff_s:float=0.5, # first retry delay; doubles each retry
+                 timeout_s:float|None=None, # per request (default generation.timeout_s)
+                 max_retries:int|None=None, # retries of 408/409/429/5xx, timeouts and lost connections (default generation.max_retries)
                 ):
         super().__init__(settings)
         g = self.settings.generation
         self.base_url = (base_url or g.api_base).rstrip('/')
-        self.api_key = api_key if api_key is not None else os.environ.get(g.api_key_env, '')
+        self.key_env = g.api_key_env
+        key = api_key if api_key is not None else os.environ.get(g.api_key_env, '')
         self.timeout_s = float(timeout_s if timeout_s is not None else g.timeout_s)
         self.max_retries = int(max_retries if max_retries is not None else g.max_retries)
-        self.backoff_s, self._model = backoff_s, model or g.api_model or None
+        self._model = model or g.api_model or None
+        openai = _openai()
+        # no key: the client insists on one, so it gets a placeholder and every call omits the Authorization header
+        # (local servers such as llama.cpp or vLLM without --api-key need none)
+        self._key = key
+        self._extra = {} if key else {'extra_headers': {'Authorization': openai.Omit()}}
+        self.client = openai.OpenAI(api_key=key or 'unset', base_url=self.base_url, timeout=self.timeout_s,
+                                    max_retries=self.max_retries)
 
     @property
     def model_id(self)->str:
@@ -571,108 +674,40 @@ class OpenAICompatibleGenerator(Generator):
             self._model = models[0]
         return self._model
 
-    def _open(self, path, payload=None, stream=False):
-        "The HTTP response for `path`, after retries; raises GeneratorError with advice."
-        data = None if payload is None else json.dumps(payload).encode()
-        headers = {'Content-Type': 'application/json', 'Accept': 'text/event-stream' if stream else 'application/json'}
-        if self.api_key: headers['Authorization'] = f'Bearer {self.api_key}'
-        url = f'{self.base_url}{path}'
-        for attempt in range(self.max_retries + 1):
-            req = urllib.request.Request(url, data=data, headers=headers, method='POST' if data else 'GET')
-            try: return urllib.request.urlopen(req, timeout=self.timeout_s)
-            except urllib.error.HTTPError as e:
-                body = e.read().decode('utf-8', 'replace')[:500]
-                if e.code in _RETRY and attempt < self.max_retries:
-                    time.sleep(self._delay(attempt, e.headers.get('Retry-After'))); continue
-                raise self._http_error(e.code, body, path, payload) from None
-            except (TimeoutError, socket.timeout) as e:
-                raise GeneratorError(f"no answer from {self.base_url} within {self.timeout_s:g} s: raise generation.timeout_s "
-                                     "(GENAI_ACCEL_GENERATION_TIMEOUT_S) or check the server") from None
-            except urllib.error.URLError as e:
-                if isinstance(e.reason, (TimeoutError, socket.timeout)):
-                    raise GeneratorError(f"no answer from {self.base_url} within {self.timeout_s:g} s: raise "
-                                         "generation.timeout_s (GENAI_ACCEL_GENERATION_TIMEOUT_S) or check the server") from None
-                if attempt < self.max_retries: time.sleep(self._delay(attempt, None)); continue
-                raise GeneratorError(f"cannot reach {self.base_url} ({e.reason}): start the server or fix generation.api_base "
-                                     "(GENAI_ACCEL_GENERATION_API_BASE)") from None
-
-    def _delay(self, attempt, retry_after)->float:
-        try:
-            if retry_after is not None: return min(float(retry_after), 60.0)
-        except ValueError: pass  # an HTTP date: fall back to backoff
-        return self.backoff_s * 2 ** attempt * (1 + 0.1 * random.random())
-
-    def _http_error(self, code, body, path, payload)->GeneratorError:
-        key_env = self.settings.generation.api_key_env
-        if code == 401:
-            return GeneratorError(f"the server rejected the API key (401 from {self.base_url}): set {key_env} to a valid key "
-                                  "or change generation.api_key_env")
-        if code == 404 and payload is not None:
-            model = payload.get('model')
-            try: avail = self.list_models()
-            except GeneratorError: avail = None
-            if avail is not None:
-                return GeneratorError(f"model {model!r} not found on {self.base_url}; available: {', '.join(avail) or 'none'}. "
-                                      "Set generation.api_model (GENAI_ACCEL_GENERATION_API_MODEL)")
-            return GeneratorError(f"{self.base_url}{path} not found (404): check generation.api_base, which must end in /v1")
-        return GeneratorError(f"{self.base_url}{path} answered {code}: {body}")
-
-    def list_models(self)->list[str]:
-        "Model ids the server offers (GET /models)."
-        with self._open('/models') as r: return [m['id'] for m in json.load(r).get('data', [])]
-
     def count_tokens(self, text:str|list)->int:
         "An estimate (4 characters a token): the API has no tokenizer; `Generation` carries the server's exact counts."
         if not isinstance(text, str): text = ''.join(m['content'] for m in as_messages(text))
         return max(1, -(-len(text) // 4)) if text else 0
 
     def _run(self, req, on_text, cancelled):
-        payload = dict(model=self.model_id, messages=req.prompt, max_tokens=req.max_new_tokens,
-                       temperature=req.temperature, seed=req.seed, stream=on_text is not None)
-        if req.stop: payload['stop'] = req.stop
-        if on_text is not None: payload['stream_options'] = {'include_usage': True}
-        t0 = time.perf_counter()
-        resp = self._open('/chat/completions', payload, stream=on_text is not None)
-        ttft, text, finish, usage, scanner, hit = None, '', None, None, StopScanner(req.stop), False
+        model, stream = self.model_id, on_text is not None
+        kw = dict(model=model, messages=req.prompt, max_tokens=req.max_new_tokens, temperature=req.temperature,
+                  seed=req.seed, stream=stream, **self._extra)
+        if req.stop: kw['stop'] = req.stop
+        if stream: kw['stream_options'] = {'include_usage': True}
+        t0, scanner = time.perf_counter(), StopScanner(req.stop)
         try:
-            with resp:
-                if on_text is None:
-                    body = json.load(resp)
-                    ch = body['choices'][0]
-                    text, finish, usage = ch['message'].get('content') or '', ch.get('finish_reason'), body.get('usage')
-                    ttft = time.perf_counter() - t0
-                    _, hit = scanner.feed(text)  # servers that ignore `stop` are cut here
-                    if hit: text, finish = text[:scanner.emitted], 'stop'
-                else:
-                    for line in resp:
-                        line = line.decode('utf-8').strip()
-                        if not line.startswith('data:'): continue
-                        data = line[5:].strip()
-                        if data == '[DONE]': break
-                        ev = json.loads(data)
-                        usage = ev.get('usage') or usage
-                        for ch in ev.get('choices', []):
-                            delta = (ch.get('delta') or {}).get('content') or ''
-                            if delta and not hit:
-                                if ttft is None: ttft = time.perf_counter() - t0
-                                text += delta
-                                piece, hit = scanner.feed(text)
-                                if piece: on_text(piece)
-                            finish = ch.get('finish_reason') or finish
-                        if hit or cancelled.is_set(): break
-                    if hit: text, finish = text[:scanner.emitted], 'stop'
-                    else:
-                        if cancelled.is_set(): finish = 'cancelled'
-                        rest = scanner.flush(text)
-                        if rest: on_text(rest)
-        except (TimeoutError, socket.timeout):
-            raise GeneratorError(f"no answer from {self.base_url} within {self.timeout_s:g} s: raise generation.timeout_s "
-                                 "(GENAI_ACCEL_GENERATION_TIMEOUT_S) or check the server") from None
-        usage = usage or {}
+            resp = self.client.chat.completions.create(**kw)
+            if stream: text, finish, usage, ttft = _read_stream(resp, scanner, on_text, cancelled, t0)
+            else:
+                ch = resp.choices[0]
+                text, finish, usage, ttft = ch.message.content or '', ch.finish_reason, resp.usage, time.perf_counter() - t0
+                if scanner.feed(text)[1]: text, finish = text[:scanner.emitted], 'stop'  # a server that ignored `stop`
+        except Exception as e: raise _api_error(self, e, '/chat/completions', model) from None
         total = time.perf_counter() - t0
-        return Generation(text, usage.get('prompt_tokens') or self.count_tokens(req.prompt),
-                          usage.get('completion_tokens') or self.count_tokens(text), finish or 'stop', self.model_id,
+        return Generation(text, getattr(usage, 'prompt_tokens', None) or self.count_tokens(req.prompt),
+                          getattr(usage, 'completion_tokens', None) or self.count_tokens(text), finish or 'stop', model,
                           dict(queued_s=0.0, ttft_s=ttft if ttft is not None else total, total_s=total))
+
+# %% ../../nbs/21_generation.ipynb #41c33e0b
+@patch
+def __repr__(self:OpenAICompatibleGenerator): return f"{type(self).__name__}(base_url={self.base_url!r}, model={self._model!r})"  # never the key
+
+@patch
+def list_models(self:OpenAICompatibleGenerator)->list[str]:
+    "Model ids the server offers (GET /models)."
+    try: return [m.id for m in self.client.models.list(**self._extra)]
+    except Exception as e: raise _api_error(self, e, '/models') from None
 
 # %% ../../nbs/21_generation.ipynb #6f73e943
 def get_generator(settings:Settings|None=None, # generation.backend picks the backend

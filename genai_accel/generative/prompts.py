@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib, re
 from dataclasses import dataclass, field
 from pathlib import Path
+from fastcore.basics import patch
 from jinja2 import StrictUndefined, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 from ..core.config import Settings
@@ -95,6 +96,7 @@ BUILTIN_PROMPTS = [PromptTemplate('rag_answer', '1', RAG_ANSWER_V1)]
 # %% ../../nbs/22_prompts.ipynb #6b1868c9
 def _version_key(v:str): return (0, int(v), '') if v.isdigit() else (1, 0, v)
 
+# %% ../../nbs/22_prompts.ipynb #757a08c8
 class PromptRegistry:
     "Versioned prompt templates: built-ins plus a folder of NAME@VERSION.j2 files."
     def __init__(self,
@@ -132,25 +134,30 @@ class PromptRegistry:
         self.templates[template.name][template.version] = template
         return template
 
-    def get(self,
-            name:str, # template name, or NAME@VERSION
-            version:str|int|None=None, # None: the highest version
-           )->PromptTemplate:
-        "One template."
-        if version is None and '@' in name: name, version = name.split('@', 1)
-        versions = self.templates.get(name)
-        if not versions:
-            raise PromptError(f"no prompt named {name!r}; known: {', '.join(self.ids()) or 'none'}"
-                              + (f". Add {name}@1.j2 to {self.folder}" if self.folder else ''))
-        if version is None: return versions[max(versions, key=_version_key)]
-        if str(version) not in versions:
-            raise PromptError(f"prompt {name} has no version {version}; versions: {', '.join(sorted(versions, key=_version_key))}")
-        return versions[str(version)]
-
     def render(self, name:str, version:str|int|None=None, /, **variables)->RenderedPrompt:
         "Render template `name` (highest version unless pinned) with `variables`."
         return self.get(name, version).render(**variables)
 
-    def ids(self)->list[str]:
-        "All NAME@VERSION ids, sorted."
-        return [f'{n}@{v}' for n in sorted(self.templates) for v in sorted(self.templates[n], key=_version_key)]
+
+# %% ../../nbs/22_prompts.ipynb #0df5c3d3
+@patch
+def get(self:PromptRegistry,
+        name:str, # template name, or NAME@VERSION
+        version:str|int|None=None, # None: the highest version
+       )->PromptTemplate:
+    "One template."
+    if version is None and '@' in name: name, version = name.split('@', 1)
+    versions = self.templates.get(name)
+    if not versions:
+        raise PromptError(f"no prompt named {name!r}; known: {', '.join(self.ids()) or 'none'}"
+                          + (f". Add {name}@1.j2 to {self.folder}" if self.folder else ''))
+    if version is None: return versions[max(versions, key=_version_key)]
+    if str(version) not in versions:
+        raise PromptError(f"prompt {name} has no version {version}; versions: {', '.join(sorted(versions, key=_version_key))}")
+    return versions[str(version)]
+
+# %% ../../nbs/22_prompts.ipynb #f6fe7722
+@patch
+def ids(self:PromptRegistry)->list[str]:
+    "All NAME@VERSION ids, sorted."
+    return [f'{n}@{v}' for n in sorted(self.templates) for v in sorted(self.templates[n], key=_version_key)]

@@ -6,20 +6,23 @@ Docs: https://github.com/genai-accel/genai_accel/rag.html.md"""
 
 # %% ../../nbs/23_rag.ipynb #3825215d
 from __future__ import annotations
-import html, re, time, unicodedata
+import html, json, re, time, unicodedata
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
 from ..core.config import Settings, workspace_path
+from ..core.text import CITATION, citation_numbers, split_sentences, strip_zero_width, word_tokens
 from ..data.pii import redact_with_settings
 from .prompts import PromptRegistry, NOT_IN_DOCUMENTS
 from ..data.index import KnowledgeBase, Hit, bm25_tokenize
+from ..data.store import chunk_embeddings, interaction_row, log_interaction, record_feedback, default_caller
 from .generation import Generator, GeneratorError, get_generator
+from ..data.index import ALL_ACCESS, AllAccess
 
 # %% auto #0
-__all__ = ['INJECTION_PATTERNS', 'InjectionFlag', 'scan_injection', 'Citation', 'Answer', 'split_sentences', 'parse_citations',
-           'tidy_answer', 'echoes_prompt', 'attribute_sentences', 'RAGError', 'source_entry', 'pack_context',
-           'Assistant', 'render_answer_text', 'render_answer_html', 'Playground', 'demo_questions']
+__all__ = ['INJECTION_PATTERNS', 'InjectionFlag', 'scan_injection', 'Citation', 'Answer', 'parse_citations', 'tidy_answer',
+           'echoes_prompt', 'attribute_sentences', 'RAGError', 'source_entry', 'pack_context', 'Assistant',
+           'render_answer_text', 'render_answer_html', 'Playground', 'demo_questions']
 
 # %% ../../nbs/23_rag.ipynb #fdc8a705
 INJECTION_PATTERNS: dict[str, str] = {
@@ -45,7 +48,6 @@ INJECTION_PATTERNS: dict[str, str] = {
 _INJECTION_RE = {k: re.compile(v, re.I | re.M) for k, v in INJECTION_PATTERNS.items()}
 # base64 hides instructions from the patterns above; an identifier or a hex digest is not base64-looking
 _BASE64 = re.compile(r'(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{40,}={0,2}(?![A-Za-z0-9+/=])')
-_ZERO_WIDTH = dict.fromkeys(map(ord, '\u200b\u200c\u200d\u2060\ufeff\u00ad'), None)
 
 @dataclass
 class InjectionFlag:
@@ -61,7 +63,7 @@ def scan_injection(text:str, # the user's question, or a retrieved chunk
                    where:str='question', # recorded in each flag
                   )->list[InjectionFlag]:
     "Prompt-injection patterns found in `text`."
-    norm = unicodedata.normalize('NFKC', text).translate(_ZERO_WIDTH)
+    norm = strip_zero_width(unicodedata.normalize('NFKC', text))
     flags = [InjectionFlag(name, m.group(0)[:80], where) for name, rx in _INJECTION_RE.items() if (m := rx.search(norm))]
     flags += [InjectionFlag('base64_blob', m.group(0)[:80], where) for m in _BASE64.finditer(norm) if _base64_looking(m.group(0))][:1]
     return flags
@@ -101,6 +103,7 @@ class Answer:
     model_text:str|None=None # the model's own answer (PII redacted), before `tidy_answer`
     removed_sentences:int=0 # repeated or unfinished sentences `tidy_answer` removed
     pii_redacted:dict=field(default_factory=dict) # PII type -> count redacted from the answer
+    interaction_id:str|None=None # the logged interaction, for feedback (None when not logged)
 
     def to_dict(self)->dict:
         "The JSON-ready form (the `genai-accel ask --json` document)."
@@ -117,31 +120,24 @@ class Answer:
             model=self.model, question=self.question, finish_reason=self.finish_reason, model_text=self.model_text,
             removed_sentences=self.removed_sentences,
             injection_flags=[asdict(f) for f in self.injection_flags], dropped_citations=self.dropped_citations,
-            pii_redacted=self.pii_redacted)
+            pii_redacted=self.pii_redacted, interaction_id=self.interaction_id)
 
 # %% ../../nbs/23_rag.ipynb #2905f6bd
-_CITE = re.compile(r'\[(\s*\d+\s*(?:[,;]\s*\d+\s*)*)\]')
-_SENT = re.compile(r'(?<=[.!?])\s+(?=[A-Z0-9"(\[])|\n+')
-
-def split_sentences(text:str)->list[str]:
-    "The sentences of an answer (a simple splitter: answers are short prose)."
-    return [s.strip() for s in _SENT.split(text) if s and s.strip()]
-
 def parse_citations(text:str, # the model's answer
                     n_sources:int, # sources [1]..[n_sources] were in the prompt
                    )->tuple[str, dict, list[int]]:
     "(text without citations to missing sources, {n: [sentences citing it]}, dropped numbers)."
     dropped = []
     def keep(m):
-        ns = [int(x) for x in re.split(r'[,;]', m.group(1))]
+        ns = citation_numbers(m)
         ok = [n for n in ns if 1 <= n <= n_sources]
         dropped.extend(n for n in ns if not 1 <= n <= n_sources)
         return f"[{', '.join(map(str, ok))}]" if ok else ''
-    text = re.sub(r'[ \t]+([.,;:!?])', r'\1', _CITE.sub(keep, text)).strip()
+    text = re.sub(r'[ \t]+([.,;:!?])', r'\1', CITATION.sub(keep, text)).strip()
     cited = {}
     for sent in split_sentences(text):
-        for m in _CITE.finditer(sent):
-            for n in (int(x) for x in re.split(r'[,;]', m.group(1))):
+        for m in CITATION.finditer(sent):
+            for n in citation_numbers(m):
                 cited.setdefault(n, [])
                 if sent not in cited[n]: cited[n].append(sent)
     return text, cited, sorted(set(dropped))
@@ -149,7 +145,6 @@ def parse_citations(text:str, # the model's answer
 # %% ../../nbs/23_rag.ipynb #a8442416
 _FENCE = re.compile(r'(```.*?(?:```|$))', re.S)
 _SENT_KEEP = re.compile(r'(?<=[.!?])(\s+)')
-_WORD = re.compile(r"[a-z0-9_']+")
 
 def tidy_answer(text:str, # the model's answer
                 cut:bool=False, # generation stopped at max_new_tokens
@@ -163,7 +158,7 @@ def tidy_answer(text:str, # the model's answer
         for para in re.split(r'\n\s*\n', part):
             bits, kept = _SENT_KEEP.split(para), []
             for sent, sep in zip(bits[::2], bits[1::2] + ['']):
-                words = set(_WORD.findall(sent.lower()))
+                words = set(word_tokens(sent))
                 if len(words) >= 4 and any(len(words & w) / len(words | w) >= similar for w in seen):
                     removed += 1; continue
                 if words: seen.append(words)
@@ -177,14 +172,12 @@ def tidy_answer(text:str, # the model's answer
     return text, removed
 
 # %% ../../nbs/23_rag.ipynb #2acc8e8a
-_ECHO_TOK = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
-
 def echoes_prompt(text:str, # the model's answer
                   prompt:str, # the instructions it was given
                   n:int=8, # words in a run
                  )->bool:
     "Does `text` repeat `n` consecutive words of `prompt` (citations such as [1] ignored)? Also the safety probes' echo check."
-    words = lambda t: _ECHO_TOK.findall(re.sub(r'\[\d+(?:,\s*\d+)*\]', ' ', t.lower()))
+    words = lambda t: word_tokens(t, drop_citations=True)
     grams = lambda ws: {tuple(ws[i:i + n]) for i in range(len(ws) - n + 1)}
     return bool(grams(words(text)) & grams(words(prompt)))
 
@@ -264,8 +257,7 @@ class Assistant:
         "Cosine similarity between the question and each hit (its dense score; from the stored vectors in bm25 mode)."
         if all(h.dense_score is not None for h in hits): return [h.dense_score for h in hits]
         ids = [h.chunk_id for h in hits]
-        rows = self.kb.con.execute(f"SELECT chunk_id, embedding FROM chunks WHERE chunk_id IN ({','.join('?' * len(ids))})", ids)
-        vecs = {r[0]: np.frombuffer(r[1], dtype=np.float32) for r in rows}
+        vecs = chunk_embeddings(self.kb.con, ids)
         qv = self.kb.embedder.encode([question])[0]
         return [float(vecs[h.chunk_id] @ qv) if h.chunk_id in vecs else -1.0 for h in hits]
 
@@ -273,11 +265,14 @@ class Assistant:
 
     def ask(self,
             question:str, # the user's question
-            groups:list[str]|None=None, # caller's access groups; None = unrestricted local caller
+            groups:list[str]|AllAccess|None=None, # caller's access groups, or ALL_ACCESS (required: None is an error)
             collection:str|list[str]|None=None, # restrict to collections
             mode:str|None=None, # dense, bm25 or hybrid (default retrieval.mode)
             k:int|None=None, # chunks to retrieve (default retrieval.k); the best few are packed (see above)
             max_new_tokens:int|None=None, # default generation.max_new_tokens
+            caller:str|None=None, # who asks, for the interaction log: a user name or an API key's id (default the OS user)
+            source:str='library', # where the call came from, for the log: library, cli, api or widget
+            log:bool|None=None, # log it as an interaction (default feedback.log_interactions)
            )->Answer:
         "Answer `question` from the documents the caller may see, with citations; or abstain."
         g = self.settings.generation
@@ -291,13 +286,22 @@ class Assistant:
         def done(text, reason, **kw):
             timings['total'] = time.perf_counter() - t0
             model = self._generator.model_id if self._generator is not None else self._configured_model()
-            return Answer(**{**ans, **kw}, text=text, abstained=reason is not None, abstain_reason=reason,
-                          timings={k: round(v, 4) for k, v in timings.items()}, model=model)
+            a = Answer(**{**ans, **kw}, text=text, abstained=reason is not None, abstain_reason=reason,
+                       timings={k: round(v, 4) for k, v in timings.items()}, model=model)
+            if self.settings.feedback.log_interactions if log is None else log:
+                a.interaction_id = log_interaction(self.workspace, self.settings, interaction_row(
+                    'ask', question, a.chunks, caller, groups, source, mode=mode or self.settings.retrieval.mode,
+                    k=k or self.settings.retrieval.k, collection=json.dumps(collection) if isinstance(collection, list) else collection,
+                    support=a.support, answer=a.text, abstained=int(a.abstained), abstain_reason=a.abstain_reason,
+                    citations=[dict(n=c.n, chunk_id=c.chunk_id, doc_id=c.doc_id, inferred=c.inferred) for c in a.citations],
+                    prompt_id=a.prompt_id, prompt_sha256=a.prompt_sha256, model=a.model, embedder=str(self.settings.models.embedder),
+                    timings=a.timings, usage=a.usage))
+            return a
         if flags and g.block_injection:
             return done("The question was refused: it looks like an attempt to change the assistant's instructions "
                         f"({', '.join(f.pattern for f in flags)}).", 'blocked_injection')
         t = time.perf_counter()
-        hits = self.kb.search(question, k=k, mode=mode, groups=groups, collection=collection)
+        hits = self.kb.search(question, k=k, mode=mode, groups=groups, collection=collection, log=False)  # logged as this ask
         sims = self.similarities(question, hits) if hits else []
         support = max(sims, default=None)
         timings['retrieve'] = time.perf_counter() - t
@@ -327,7 +331,7 @@ class Assistant:
         model_text, pii = redact_with_settings(gen.text.strip(), self.settings)
         text, removed = tidy_answer(model_text, cut=gen.finish_reason == 'length')
         text, cited, dropped = parse_citations(text, len(packed))
-        uncited = [s for s in split_sentences(text) if not _CITE.search(s)]
+        uncited = [s for s in split_sentences(text) if not CITATION.search(s)]
         inferred = attribute_sentences(uncited, [h.text for h in packed], self.settings)
         order = list(cited) + [n for n in sorted(inferred) if n not in cited]
         cites = []
@@ -373,7 +377,7 @@ def render_answer_text(answer:Answer)->str:
 def render_answer_html(answer:Answer)->str:
     "The answer, its sources and timings as an HTML fragment (escaped: answers and chunks are untrusted text)."
     e = html.escape
-    text = _CITE.sub(lambda m: f'<sup>[{e(m.group(1))}]</sup>', e(answer.text))
+    text = CITATION.sub(lambda m: f'<sup>[{e(m.group(1))}]</sup>', e(answer.text))
     parts = ['<div class="genai-accel-answer">']
     if answer.abstained:
         parts.append(f'<p style="color:#8a6d3b"><b>Abstained</b>: {e(_REASONS.get(answer.abstain_reason, str(answer.abstain_reason)))} '
@@ -408,7 +412,7 @@ class Playground:
         self.assistant, self.answer = assistant, None
         self.question = w.Text(value=question, placeholder='Ask a question about the documents',
                                layout=w.Layout(width='70%'))
-        self.groups = w.Text(value='', placeholder='groups, comma-separated (empty: all)', description='Groups')
+        self.groups = w.Text(value='', placeholder='groups, comma-separated (empty: all access, as the owner)', description='Groups')
         self.collection = w.Text(value='', placeholder='(all)', description='Collection')
         self.mode = w.Dropdown(options=['hybrid', 'dense', 'bm25'], value=assistant.settings.retrieval.mode
                                if assistant.settings.retrieval.mode in ('hybrid', 'dense', 'bm25') else 'hybrid', description='Mode')
@@ -417,18 +421,39 @@ class Playground:
         self.output = w.HTML()
         self.button.on_click(self.on_ask)
         self.question.continuous_update = False
+        # feedback on the answer shown: stored against its interaction id (genai_accel.feedback reads it)
+        self.up, self.down = w.Button(description='👍 helpful'), w.Button(description='👎 not helpful')
+        self.correction = w.Text(value='', placeholder='optional: the correct answer, or a comment', layout=w.Layout(width='60%'))
+        self.feedback_status = w.HTML()
+        self.up.on_click(lambda _: self.on_feedback('up')); self.down.on_click(lambda _: self.on_feedback('down'))
+        self.feedback_box = w.HBox([self.up, self.down, self.correction, self.feedback_status])
         self.widget = w.VBox([w.HBox([self.question, self.button]), w.HBox([self.groups, self.collection]),
-                              w.HBox([self.mode, self.k]), self.output])
+                              w.HBox([self.mode, self.k]), self.output, self.feedback_box])
+
+    def on_feedback(self, thumbs:str)->str:
+        "Store thumbs up/down (and the text box as the correction on a thumbs down, else as a comment) for the answer shown."
+        if self.answer is None or self.answer.interaction_id is None:
+            self.feedback_status.value = '<i>nothing to rate: ask first (with feedback.log_interactions on)</i>'
+            return self.feedback_status.value
+        text = self.correction.value.strip() or None
+        row = dict(interaction_id=self.answer.interaction_id, thumbs=thumbs,
+                   **({'correction': text} if thumbs == 'down' else {'comment': text}) if text else {})
+        try:
+            record_feedback(self.assistant.workspace, row, caller=default_caller(), settings=self.assistant.settings)
+            self.feedback_status.value, self.correction.value = f'<i>thanks: feedback stored ({thumbs})</i>', ''
+        except ValueError as e:
+            self.feedback_status.value = f'<span style="color:#a94442">{html.escape(str(e))}</span>'
+        return self.feedback_status.value
 
     def on_ask(self, _=None)->str:
         "Ask the form's question; shows and returns the HTML."
         q = self.question.value.strip()
         if not q: self.output.value = '<p>Type a question first.</p>'; return self.output.value
-        groups = [g.strip() for g in self.groups.value.split(',') if g.strip()] or None
+        groups = [g.strip() for g in self.groups.value.split(',') if g.strip()] or ALL_ACCESS  # the notebook's user owns the workspace
         self.output.value = '<p><i>Thinking…</i></p>'
         try:
             self.answer = self.assistant.ask(q, groups=groups, collection=self.collection.value.strip() or None,
-                                             mode=self.mode.value, k=self.k.value)
+                                             mode=self.mode.value, k=self.k.value, source='widget')
             self.output.value = render_answer_html(self.answer)
         except (RAGError, GeneratorError, ValueError) as e:
             self.output.value = f'<p style="color:#a94442"><b>Error</b>: {html.escape(str(e))}</p>'
