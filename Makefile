@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | c
 export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 
-.PHONY: install demo test test-fast drift browser bench lab clean
+.PHONY: install demo test test-fast drift browser bench lab docs clean
 
 install: $(STAMP)
 
@@ -33,6 +33,12 @@ LAB_PORT ?= 8888
 lab: install
 	$(BIN)/jupyter lab --notebook-dir=nbs --ServerApp.ip=127.0.0.1 --ServerApp.port=$(LAB_PORT) --no-browser \
 	  $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# The documentation site from the notebooks (mkdocs-material + mkdocs-jupyter, offline; nbdev-docs needs Quarto):
+# the home notebook nbs/index.ipynb is the front page, docs/api/ the API reference from docstrings and docments.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build -q -f mkdocs.yml -d _docs
+	@echo "docs: _docs/index.html"
 
 # Headless Chromium renders the HTML reports in tests (Debian package; skipped where apt is unavailable).
 browser:

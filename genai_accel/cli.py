@@ -14,11 +14,17 @@ from .core.config import Settings, SettingsError, workspace_path
 
 # %% auto #0
 __all__ = ['app', 'eval_app', 'WorkspaceOpt', 'SettingsOpt', 'JsonOpt', 'EmbedderOpt', 'ALL_ACCESS_NOTE', 'finetune_app',
-           'report_app', 'OutOpt', 'SECRET_WORDS', 'DEMO_QUERIES', 'keys_app', 'EXIT_OK', 'EXIT_CHECK_FAILED',
+           'report_app', 'OutOpt', 'SECRET_WORDS', 'DEMO_QUERIES', 'keys_app', 'feedback_app', 'improve_app',
+           'registry_app', 'ByOpt', 'ReasonOpt', 'monitor_app', 'maintain_app', 'EXIT_OK', 'EXIT_CHECK_FAILED',
            'EXIT_USAGE', 'EXIT_INTERNAL', 'load_settings', 'caller_groups', 'emit', 'ingest', 'search',
-           'eval_retrieval', 'ask', 'finetune_generator', 'finetune_embedder', 'eval_run', 'report_pairs',
-           'report_evaluation', 'report_readiness', 'masked_settings', 'show_settings', 'sample_corpus', 'demo',
-           'keys_create', 'keys_list', 'keys_revoke', 'serve', 'mcp', 'user_errors', 'report_error', 'run_cli', 'main']
+           'read_query_rows', 'eval_retrieval', 'ask', 'finetune_generator', 'finetune_embedder', 'eval_run',
+           'report_pairs', 'report_evaluation', 'report_readiness', 'masked_settings', 'show_settings', 'sample_corpus',
+           'demo', 'keys_create', 'keys_list', 'keys_revoke', 'serve', 'mcp', 'feedback_add', 'feedback_import',
+           'improve_embedder', 'improve_evalset', 'improve_generator', 'improve_gaps', 'report_feedback',
+           'registry_register', 'registry_list', 'registry_show', 'registry_lineage', 'registry_evaluate',
+           'registry_promote', 'registry_rollback', 'registry_card', 'registry_audit', 'monitor_kpis', 'monitor_drift',
+           'monitor_check', 'maintain_reevaluate', 'maintain_reingest', 'maintain_reembed', 'maintain_compact',
+           'maintain_evalset', 'report_monitoring', 'user_errors', 'report_error', 'run_cli', 'main']
 
 # %% ../nbs/91_cli.ipynb #9bf00252
 app = typer.Typer(help="genai_accel: an offline, measured retrieval-augmented assistant.", no_args_is_help=True,
@@ -73,7 +79,8 @@ def ingest(paths:list[Path] = typer.Argument(..., help="files and folders to ing
 
 # %% ../nbs/91_cli.ipynb #1c24fc69
 @app.command()
-def search(query:str = typer.Argument(..., help="what to search for"),
+def search(query:Optional[str] = typer.Argument(None, help="what to search for (or --queries FILE)"),
+           queries:Optional[Path] = typer.Option(None, '--queries', help="JSONL of {id, query} rows: one JSON result per line (with --json)"),
            k:Optional[int] = typer.Option(None, '--k', '-k', help="results (default retrieval.k)"),
            mode:Optional[str] = typer.Option(None, help="dense, bm25 or hybrid (default retrieval.mode)"),
            groups:Optional[str] = typer.Option(None, help="caller's access groups, comma-separated (default: all, as the workspace's owner)"),
@@ -86,11 +93,46 @@ def search(query:str = typer.Argument(..., help="what to search for"),
     s = load_settings(settings, models__embedder=embedder)
     kb = KnowledgeBase(workspace, s)
     g, note = caller_groups(groups)
-    hits = kb.search(query, k=k, mode=mode, groups=g, collection=collection, unit='document' if documents else 'chunk')
+    from genai_accel.data.store import default_caller, flush_interaction_logs
+    run = lambda q: kb.search(q, k=k, mode=mode, groups=g, collection=collection, unit='document' if documents else 'chunk',
+                              caller=default_caller(), source='cli')
+    access = 'all' if not isinstance(g, list) else g
+    if queries is not None:  # batch: one JSON line per {id, query} row, each logged as its own interaction
+        if query is not None: raise typer.BadParameter("give a query or --queries FILE, not both", param_hint='--queries')
+        rows = read_query_rows(queries)
+        n = 0
+        for r in rows:
+            hits = run(r['query'])
+            line = dict(id=r['id'], query=r['query'], interaction_id=hits.interaction_id, mode=mode or s.retrieval.mode,
+                        access=access, results=[h.to_dict() for h in hits])
+            if as_json: sys.stdout.write(json.dumps(line, default=str) + '\n')
+            else: typer.echo(f"{r['id']}\t{hits.interaction_id}\t" + ' '.join(h.chunk_id for h in hits)); n += 1
+        flush_interaction_logs()
+        return
+    if query is None: raise typer.BadParameter("give a query, or --queries FILE of {id, query} rows", param_hint='QUERY')
+    hits = run(query)
+    flush_interaction_logs()
     human = '\n'.join([note] + [f"{h.rank:>2}. [{h.score:.3f}] {h.collection}/{h.doc_id}  {h.chunk_id}\n    "
-                                + ' '.join(h.text.split())[:200] for h in hits] + ([] if hits else ['no results']))
-    emit(dict(query=query, mode=mode or s.retrieval.mode, access='all' if not isinstance(g, list) else g,
+                                + ' '.join(h.text.split())[:200] for h in hits] + ([] if hits else ['no results'])
+                      + ([f"interaction {hits.interaction_id} (genai-accel feedback add {hits.interaction_id} ...)"] if hits.interaction_id else []))
+    emit(dict(query=query, mode=mode or s.retrieval.mode, access=access, interaction_id=hits.interaction_id,
               results=[h.to_dict() for h in hits]), as_json, human)
+
+def read_query_rows(path:Path)->list[dict]:
+    "`{id, query}` rows of a JSONL file; a bad line is an error naming it."
+    from genai_accel.data.index import SearchError
+    path = Path(path).expanduser()
+    if not path.is_file(): raise SearchError(f"--queries {path} does not exist: pass a JSONL file of {{\"id\", \"query\"}} rows")
+    rows = []
+    with open(path, encoding='utf-8') as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip(): continue
+            try: r = json.loads(line)
+            except json.JSONDecodeError as e: raise SearchError(f"{path} line {n}: not JSON ({e.msg})") from None
+            if not isinstance(r, dict) or not isinstance(r.get('query'), str) or not r['query'].strip() or 'id' not in r:
+                raise SearchError(f"{path} line {n}: expected {{\"id\": ..., \"query\": \"text\"}}")
+            rows.append(dict(id=r['id'], query=r['query']))
+    return rows
 
 # %% ../nbs/91_cli.ipynb #5161b718
 @eval_app.command('retrieval')
@@ -119,10 +161,19 @@ def ask(question:str = typer.Argument(..., help="the question to answer from the
         embedder:Optional[str] = EmbedderOpt, as_json:bool = JsonOpt):
     "Answer a question from the workspace with citations, or abstain."
     from genai_accel.generative.rag import Assistant, render_answer_text
-    s = load_settings(settings, models__embedder=embedder, generation__max_new_tokens=max_new_tokens)
+    from genai_accel.governance.registry import resolve_alias
+    base = load_settings(settings)
+    reg = resolve_alias(workspace, settings=base)  # the registered production version, when the workspace has one
+    if reg is not None: base = base.with_overrides(**reg['overrides'])
+    s = base.with_overrides(**{k: v for k, v in dict(models__embedder=embedder, generation__max_new_tokens=max_new_tokens).items() if v is not None})
     g, note = caller_groups(groups)
-    answer = Assistant(workspace, s).ask(question, groups=g, collection=collection, mode=mode, k=k)
-    emit(dict(answer.to_dict(), access='all' if not isinstance(g, list) else g), as_json, note + '\n' + render_answer_text(answer))
+    from genai_accel.data.store import default_caller, flush_interaction_logs
+    answer = Assistant(workspace, s, prompt=s.serving.prompt if reg else 'rag_answer').ask(question, groups=g, collection=collection, mode=mode, k=k, caller=default_caller(), source='cli')
+    flush_interaction_logs()
+    if reg: note += f"\nanswered by {reg['version_id']} ({reg['alias']})"
+    emit(dict(answer.to_dict(), access='all' if not isinstance(g, list) else g,
+              registry={k: reg[k] for k in ('name', 'version', 'version_id', 'alias')} if reg else None), as_json,
+         note + '\n' + render_answer_text(answer))
 
 # %% ../nbs/91_cli.ipynb #8ebfa7e7
 finetune_app = typer.Typer(help="Fine-tune the generator (LoRA) or the embedder, with validation and early stopping.",
@@ -383,6 +434,322 @@ def mcp(workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = Setti
     run_stdio(workspace, load_settings(settings), settings)
 
 
+# %% ../nbs/91_cli.ipynb #efe77fcb
+feedback_app = typer.Typer(help="Feedback on logged interactions (search and ask print their interaction id).", no_args_is_help=True)
+app.add_typer(feedback_app, name='feedback')
+improve_app = typer.Typer(help="Improve the assistant from the feedback; each run writes a folder with before/after numbers.",
+                          no_args_is_help=True)
+app.add_typer(improve_app, name='improve')
+
+def _ids(v:Optional[str])->Optional[list[str]]: return None if v is None else [x.strip() for x in v.split(',') if x.strip()]
+
+@feedback_app.command('add')
+def feedback_add(interaction_id:str = typer.Argument(..., help="the interaction id a search or ask printed"),
+                 up:bool = typer.Option(False, '--up', help="thumbs up"), down:bool = typer.Option(False, '--down', help="thumbs down"),
+                 rating:Optional[int] = typer.Option(None, '--rating', help="1-5"),
+                 correction:Optional[str] = typer.Option(None, '--correction', help="the correct answer"),
+                 relevant:Optional[str] = typer.Option(None, '--relevant', help="chunk ids that answer it, comma-separated"),
+                 irrelevant:Optional[str] = typer.Option(None, '--irrelevant', help="chunk ids that do not, comma-separated"),
+                 comment:Optional[str] = typer.Option(None, '--comment'),
+                 workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Store one feedback row on a logged interaction."
+    from genai_accel.data.store import record_feedback, default_caller, FeedbackError
+    if up and down: raise FeedbackError("--up and --down together: give one")
+    s = load_settings(settings)
+    row = {k: v for k, v in dict(interaction_id=interaction_id, thumbs='up' if up else 'down' if down else None, rating=rating,
+                                 correction=correction, relevant_chunk_ids=_ids(relevant), irrelevant_chunk_ids=_ids(irrelevant),
+                                 comment=comment).items() if v is not None}
+    r = record_feedback(workspace_path(s, workspace), row, caller=default_caller(), settings=s)
+    emit(r, as_json, f"feedback {r['status']} (id {r['id']}) on interaction {r['interaction_id']}")
+
+@feedback_app.command('import')
+def feedback_import(path:Path = typer.Argument(..., help="JSONL rows {interaction_id, thumbs?, rating?, correction?, relevant_chunk_ids?, irrelevant_chunk_ids?, comment?, event_id?}"),
+                    workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Store every good row of a feedback file; every row's outcome is reported; exit 1 when any row was rejected."
+    from genai_accel.feedback.records import import_feedback
+    from genai_accel.data.store import default_caller
+    s = load_settings(settings)
+    rep = import_feedback(path, workspace, s, caller=default_caller())
+    emit(rep.to_dict(), as_json, '\n'.join([rep.summary()] + [f"  line {r['line']}: rejected: {r['reason']}" for r in rep.rejected]))
+    if rep.rejected: raise typer.Exit(1)
+
+@improve_app.command('embedder')
+def improve_embedder(out:Path = typer.Option(..., '--out', '-o', help="the new embedder's folder (use it with --embedder DIR)"),
+                     epochs:Optional[int] = typer.Option(None, help="most epochs (default finetune.embedder_epochs)"),
+                     lr:Optional[float] = typer.Option(None, help="learning rate (default finetune.embedder_lr)"),
+                     embedder:Optional[str] = typer.Option(None, '--embedder', help="base embedder directory (default models.embedder)"),
+                     workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Fine-tune the embedder on (query, relevant chunk, hard negative) triples from the feedback; validation nDCG@10 before/after."
+    from genai_accel.feedback.improve import improve_embedder as run
+    s = load_settings(settings, models__embedder=embedder)
+    d = run(out, workspace, s, epochs=epochs, lr=lr, progress=not as_json)
+    emit(d, as_json, f"embedder from {d['n_queries']} feedback questions ({d['n_triples']} triples): validation nDCG@10 "
+                     f"{d['before']['val_ndcg10']:.4f} -> {d['after']['val_ndcg10']:.4f}\n  model {d['model']} (use --embedder {d['model']})\n"
+                     f"  {d['next_step']}")
+
+@improve_app.command('evalset')
+def improve_evalset(out:Path = typer.Option(..., '--out', '-o', help="JSONL file of regression rows (eval-set format)"),
+                    workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Corrected and confirmed answers -> regression evaluation rows (genai-accel eval run FILE)."
+    from genai_accel.feedback.improve import improve_evalset as run
+    d = run(out, workspace, load_settings(settings))
+    emit(d, as_json, f"wrote {d['n_rows']} regression rows ({d['n_corrected']} corrected, {d['n_confirmed']} confirmed) to {d['out']}")
+
+@improve_app.command('generator')
+def improve_generator(out:Path = typer.Option(..., '--out', '-o', help="run folder (pairs.jsonl, adapter/, metrics)"),
+                      epochs:Optional[int] = typer.Option(None, help="most epochs (default finetune.generator_epochs)"),
+                      workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Corrections -> {prompt, response} pairs -> LoRA adapter for the local generator."
+    from genai_accel.feedback.improve import improve_generator as run
+    d = run(out, workspace, load_settings(settings), epochs=epochs, progress=not as_json)
+    emit(d, as_json, _finetune_summary('generator', d, Path(out)))
+
+@improve_app.command('gaps')
+def improve_gaps(workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Questions the corpus could not answer, grouped: suggested documents to add."
+    from genai_accel.feedback.improve import improve_gaps as run
+    groups = run(workspace, load_settings(settings))
+    emit(dict(gaps=groups), as_json, '\n'.join([f"{g['n_questions']:>4}  {g['suggestion']}" for g in groups] or ['no gaps found']))
+
+@report_app.command('feedback', context_settings=_EXTRA)
+def report_feedback(ctx:typer.Context, outdir:Optional[Path] = OutOpt,
+                    workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Feedback review: rates, poorly rated clusters, retrieval gaps, topics, plots [-p improve_run DIR] [-p NAME VALUE]..."
+    _run_report('feedback', report_pairs(ctx.args), outdir, workspace, settings, as_json)
+
+# %% ../nbs/91_cli.ipynb #a7e3c1d1
+registry_app = typer.Typer(help="Assistant versions: register, evaluate, promote (gated), roll back, model cards, audit.", no_args_is_help=True)
+app.add_typer(registry_app, name='registry')
+ByOpt = typer.Option(None, '--by', help="who acts, for the audit trail (default $GENAI_ACCEL_ACTOR or the OS user)")
+ReasonOpt = typer.Option(None, '--reason', help="why, for the audit trail")
+
+@registry_app.command('register')
+def registry_register(name:str = typer.Option(..., '--name', help="the assistant's registry name, e.g. support-bot"),
+                      embedder:Optional[str] = typer.Option(None, '--embedder', help="embedder folder (default models.embedder)"),
+                      adapter:Optional[str] = typer.Option(None, '--adapter', help="LoRA adapter folder (default models.generator_adapter)"),
+                      prompt:Optional[str] = typer.Option(None, '--prompt', help="prompt name@version, or a version number of serving.prompt"),
+                      mode:Optional[str] = typer.Option(None, '--mode', help="retrieval mode (default retrieval.mode)"),
+                      k:Optional[int] = typer.Option(None, '--k', help="chunks retrieved (default retrieval.k)"),
+                      from_workspace:bool = typer.Option(False, '--from-workspace', help="take the embedder the workspace's vectors came from"),
+                      parent:Optional[int] = typer.Option(None, '--parent', help="parent version (default the latest of NAME)"),
+                      by:Optional[str] = ByOpt, reason:Optional[str] = ReasonOpt,
+                      workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Register the current configuration (with these changes) as a new version of NAME."
+    from genai_accel.governance.registry import register_version
+    r = register_version(workspace, name, load_settings(settings), embedder, adapter, prompt, mode, k, from_workspace, parent, by, reason)
+    emit(r, as_json, f"registered {r['version_id']} (config {r['config_sha256'][:16]}, parent {r['parent']})")
+
+@registry_app.command('list')
+def registry_list(name:Optional[str] = typer.Option(None, '--name', help="only this assistant"),
+                  workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Every registered version with its aliases and last evaluation."
+    from genai_accel.governance.registry import list_versions
+    vs = list_versions(workspace, load_settings(settings), name)
+    emit(vs, as_json, '\n'.join(f"{v['version_id']:24} {','.join(v['aliases']) or '-':20} prompt={v['prompt']} mode={v['mode']} "
+                                 f"adapter={v['adapter'] or '-'} evaluations={v['evaluations']} "
+                                 f"last={'-' if v['last_evaluation_passed'] is None else ('pass' if v['last_evaluation_passed'] else 'FAIL')}"
+                                 for v in vs) or 'no registered versions')
+
+@registry_app.command('show')
+def registry_show(name:str = typer.Argument(...), version:str = typer.Argument(..., help="version number or alias"),
+                  workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "One version: configuration, lineage, aliases, evaluations."
+    from genai_accel.governance.registry import show_version
+    d = show_version(workspace, name, version, load_settings(settings))
+    emit(d, as_json, f"{d['version_id']}  aliases: {', '.join(d['aliases']) or '-'}\n" + json.dumps(d['config'], indent=2, default=str))
+
+@registry_app.command('lineage')
+def registry_lineage(name:str = typer.Argument(...), version:str = typer.Argument(..., help="version number or alias"),
+                     workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Which data, settings and models produced this version, and which evaluations and approvals cover it."
+    from genai_accel.governance.registry import version_lineage
+    d = version_lineage(workspace, name, version, load_settings(settings))
+    m = d['models']
+    emit(d, as_json, '\n'.join([f"{d['version_id']} (config {d['config_sha256'][:16]}, registered by {d['registered_by']})",
+        f"  data: {d['data']['n_files']} files, manifest {d['data']['manifest_sha256'][:16]}, index generation {d['index_generation']}",
+        f"  settings: {d['settings']['sha256'][:16]} ({d['settings']['file'] or 'built-in defaults'})",
+        f"  generator: {m['generator'].get('resolved') or m['generator']['model']} adapter={m['generator']['adapter'] or '-'}",
+        f"  embedder: {m['embedder']['resolved']}", f"  prompt: {d['prompt']['id']}",
+        f"  ancestors: {', '.join(str(a['version']) for a in d['ancestors']) or '-'}",
+        f"  evaluations: {', '.join(('#%d %s' % (e['id'], 'pass' if e['gates_passed'] else 'FAIL')) for e in d['evaluations']) or '-'}",
+        f"  approvals: {', '.join(a['action'] + ' ' + a['alias'] + ' by ' + a['by'] for a in d['approvals']) or '-'}"]))
+
+@registry_app.command('evaluate', context_settings=_EXTRA)
+def registry_evaluate(ctx:typer.Context, name:str = typer.Argument(...), version:str = typer.Argument(..., help="version number or alias"),
+                      outdir:Optional[Path] = typer.Option(None, '-o', '--outdir', help="report folder (default WORKSPACE/reports/registry/NAME@V/eval-TIME)"),
+                      by:Optional[str] = ByOpt, reason:Optional[str] = ReasonOpt,
+                      workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Run the evaluation report on exactly this version and record it: [-p synthetic_questions N] [-p eval_set FILE] [-p NAME VALUE]..."
+    from genai_accel.reports import run_report
+    from genai_accel.governance.gates import evaluate_version
+    if settings is not None: os.environ['GENAI_ACCEL_SETTINGS'] = str(Path(settings).resolve())
+    r = evaluate_version(workspace, name, version, run_report, report_pairs(ctx.args), outdir, load_settings(settings), by, reason)
+    emit(r, as_json, f"{'evaluated' if r['ok'] else 'FAILED to evaluate'} {r['version_id']} (evaluation #{r['evaluation_id']}): "
+                     f"{'passes the gates' if r['promotable'] else 'does NOT pass the gates'}\n  report {r['html']}"
+                     + (f"\n  error: {r['error']}" if r['error'] else '') + ''.join(f"\n  - {p}" for p in r['problems']))
+    if not r['promotable']: raise typer.Exit(EXIT_CHECK_FAILED)
+
+@registry_app.command('promote')
+def registry_promote(name:str = typer.Argument(...), version:str = typer.Argument(..., help="version number (or an alias)"),
+                     alias:str = typer.Option('production', '--alias', help="alias to point at the version"),
+                     by:Optional[str] = ByOpt, reason:Optional[str] = ReasonOpt,
+                     workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Point an alias at a version; gated aliases (governance.gated_aliases) need a passing evaluation of exactly that version."
+    from genai_accel.governance.gates import promote, PromotionRefused
+    try: r = promote(workspace, name, version, alias, load_settings(settings), by, reason)
+    except PromotionRefused as e:
+        emit(dict(promoted=False, name=name, version=version, alias=alias, problems=e.problems, report=e.report), as_json, str(e))
+        raise typer.Exit(EXIT_CHECK_FAILED)
+    emit(dict(r, promoted=True), as_json, f"{alias} -> {r['version_id']} (was {r['previous'] if r['previous'] is not None else 'unset'})"
+                                          + (f"; evaluation #{r['evaluation_id']}, report {r['report']}" if r['gated'] else ' (not a gated alias)'))
+
+@registry_app.command('rollback')
+def registry_rollback(name:str = typer.Argument(...), alias:str = typer.Option('production', '--alias', help="alias to roll back"),
+                      by:Optional[str] = ByOpt, reason:Optional[str] = ReasonOpt,
+                      workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Restore the version the alias had before its last promotion."
+    from genai_accel.governance.registry import rollback
+    r = rollback(workspace, name, alias, load_settings(settings), by, reason)
+    emit(r, as_json, f"{alias} -> {r['version_id']} (rolled back from version {r['rolled_back']})")
+
+@registry_app.command('card')
+def registry_card(name:str = typer.Argument(...), version:str = typer.Argument(..., help="version number or alias"),
+                  outdir:Path = typer.Option(..., '-o', '--outdir', help="folder for MODEL_CARD.md and model_card.html"),
+                  intended_use:Optional[str] = typer.Option(None, '--intended-use', help="intended use, in your words"),
+                  out_of_scope:Optional[str] = typer.Option(None, '--out-of-scope', help="out-of-scope uses, in your words"),
+                  workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Write the model card (Markdown and HTML) of a version from the registry and its latest evaluation."
+    from genai_accel.governance.cards import write_card
+    r = write_card(workspace, name, version, outdir, load_settings(settings), intended_use=intended_use, out_of_scope=out_of_scope)
+    emit(r, as_json, f"wrote {r['markdown']}\n  and {r['html']}" + ('' if r['evaluation_id'] else '\n  (no evaluation recorded: the card says NOT EVALUATED)'))
+
+@registry_app.command('audit')
+def registry_audit(verify:bool = typer.Option(False, '--verify', help="recompute the hash chain; exit 1 at the first broken entry"),
+                   head:Optional[str] = typer.Option(None, '--head', help="a head hash kept elsewhere that the chain must still contain"),
+                   subject:Optional[str] = typer.Option(None, '--subject', help="only entries about NAME@VERSION"),
+                   workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "The governance audit trail: who registered, evaluated, promoted or rolled back what, when and why."
+    from genai_accel.governance.audit import verify_audit, audit_entries
+    ws = workspace_path(load_settings(settings), workspace)
+    if verify or head:
+        r = verify_audit(ws, head)
+        emit(r, as_json, f"audit trail OK: {r['entries']} entries, head {r['head']}" if r['ok'] else
+                         f"audit trail BROKEN at entry {r['first_broken']}: {r['problem']}")
+        if not r['ok']: raise typer.Exit(EXIT_CHECK_FAILED)
+        return
+    es = audit_entries(ws, subject)
+    emit(es, as_json, '\n'.join(f"{e['seq']:>4} {e['ts']:.0f} {e['actor']:12} {e['action']:16} {e['subject']:24} {e['reason'] or ''}" for e in es)
+         or 'no audit entries')
+
+# %% ../nbs/91_cli.ipynb #18aff153
+monitor_app = typer.Typer(help="Monitoring: KPIs by time window, drift, alert rules (exit 1 when an alert fires).", no_args_is_help=True)
+app.add_typer(monitor_app, name='monitor')
+maintain_app = typer.Typer(help="Maintenance: re-evaluate, re-ingest, re-embed, compact, refresh the evaluation set.", no_args_is_help=True)
+app.add_typer(maintain_app, name='maintain')
+
+def _fmt(v, pct=False):
+    return '-' if v is None else (f"{100 * v:.1f}%" if pct else f"{v:.4g}" if isinstance(v, float) else str(v))
+
+@monitor_app.command('kpis')
+def monitor_kpis(since:Optional[str] = typer.Option(None, '--since', help="start, ISO 8601 (UTC unless offset) or UNIX seconds (default: the first logged interaction)"),
+                 until:Optional[str] = typer.Option(None, '--until', help="end, exclusive (default now)"),
+                 window:Optional[str] = typer.Option(None, '--window', help="also cut into windows of this duration: 30m, 1h, 1d"),
+                 groundedness:Optional[int] = typer.Option(None, '--groundedness', help="answers sampled per window for groundedness (default monitoring.groundedness_sample; 0 = off)"),
+                 workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "KPIs of the interaction log: volume, latency by stage, errors, tokens, cost, feedback, abstention, top scores, groundedness."
+    from genai_accel.monitoring.kpis import compute_kpis
+    k = compute_kpis(workspace, since, until, window, load_settings(settings), groundedness)
+    rows = [('total', k['total'])] + [(w['start'], w) for w in k['windows']]
+    lines = [f"{k['workspace']}: {k['since']} to {k['until']}", f"{'window':22} {'n':>6} {'p95 ms':>8} {'errors':>7} {'abstain':>8} {'positive':>9} {'top p50':>8} {'grounded':>9}"]
+    for name, w in rows:
+        lines.append(f"{name:22} {w['volume']:>6} {_fmt(w['latency_ms']['total']['p95']):>8} {_fmt(w['error_rate'], True):>7} "
+                     f"{_fmt(w['abstention_rate'], True):>8} {_fmt(w['positive_feedback_rate'], True):>9} {_fmt(w['top_score']['p50']):>8} "
+                     f"{_fmt(w['groundedness'], True):>9}" + ('' if w['measured'] else '  (too few to judge)'))
+    emit(k, as_json, '\n'.join(lines))
+
+@monitor_app.command('drift')
+def monitor_drift(reference:str = typer.Option(..., '--reference', help="reference window FROM,TO (ISO 8601 or UNIX seconds)"),
+                  current:str = typer.Option(..., '--current', help="current window FROM,TO"),
+                  workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt,
+                  embedder:Optional[str] = EmbedderOpt, as_json:bool = JsonOpt):
+    "Has what users ask drifted? Exit 1 when drift is found or cannot be measured (fail closed), 0 when measured and none."
+    from genai_accel.monitoring.drift import drift_between
+    d = drift_between(workspace, reference, current, load_settings(settings, models__embedder=embedder))
+    verdict = 'not measured' if d['drift'] is None else 'DRIFT' if d['drift'] else 'no drift'
+    emit(d, as_json, f"{verdict}: p = {_fmt(d['p_value'])} ({d['n_reference']} reference, {d['n_current']} current queries; "
+                     f"{d['method']})" + (f"\n  {d['details']['reason']}" if d['drift'] is None else ''))
+    if d['drift'] is not False: raise typer.Exit(1)
+
+@monitor_app.command('check')
+def monitor_check(now:Optional[str] = typer.Option(None, '--now', help="end of the window checked (default now)"),
+                  webhook:Optional[str] = typer.Option(None, '--webhook', help="POST alerts here (overrides monitoring.webhook_url)"),
+                  workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt,
+                  embedder:Optional[str] = EmbedderOpt, as_json:bool = JsonOpt):
+    "Evaluate the [monitoring] rules on the last window; record, log and POST alerts. Exit 1 when an alert is raised."
+    from genai_accel.monitoring.alerts import check
+    from genai_accel.monitoring.kpis import parse_time
+    from genai_accel.monitoring.maintenance import recommend
+    s = load_settings(settings, monitoring__webhook_url=webhook, models__embedder=embedder)
+    r = check(workspace, s, now=None if now is None else parse_time(now, '--now'))
+    r['recommendations'] = recommend(r['alerts'])
+    human = [f"{'ok' if r['ok'] else 'ALERT'}: window {r['window'][0]} to {r['window'][1]}"]
+    human += [f"  {x['status']:>12}  {x['rule']}: {x['message']}" for x in r['results']]
+    human += [f"  -> {x['action']}: {x['command']}" for x in r['recommendations']]
+    if r.get('delivered'): human.append(f"  {r['delivered']}")
+    emit(r, as_json, '\n'.join(human))
+    if not r['ok']: raise typer.Exit(1)
+
+@maintain_app.command('reevaluate')
+def maintain_reevaluate(eval_set:Path = typer.Argument(..., help="the regression set: JSONL rows or a BEIR folder"),
+                        candidate:Optional[list[str]] = typer.Option(None, '--candidate', '-c', help="candidate spec (default: the production settings)"),
+                        out:Optional[Path] = typer.Option(None, '--out', help="write metrics.json and rows here"),
+                        repeats:Optional[int] = typer.Option(None, '--repeats', help="runs per candidate (default evaluation.repeats)"),
+                        workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Re-evaluate the production configuration on the regression set; exit 1 when a gate fails or is unmeasured."
+    from genai_accel.monitoring.maintenance import reevaluate
+    r = reevaluate(eval_set, workspace, load_settings(settings), candidate or None, out, repeats)
+    emit(r, as_json, f"{'passed' if r['passed'] else 'FAILED'}: " + ', '.join(f"{g['gate']} {'ok' if g.get('passed') else 'FAILED'}" for g in r['gates']))
+    if not r['passed']: raise typer.Exit(1)
+
+@maintain_app.command('reingest')
+def maintain_reingest(dry_run:bool = typer.Option(False, '--dry-run', help="only list the stale sources"),
+                      workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt,
+                      embedder:Optional[str] = EmbedderOpt, as_json:bool = JsonOpt):
+    "Ingest changed and failed sources of the manifest again; drop vanished ones."
+    from genai_accel.monitoring.maintenance import reingest
+    r = reingest(workspace, load_settings(settings, models__embedder=embedder), dry_run=dry_run)
+    emit(r, as_json, '\n'.join([f"{len(r['stale'])} stale source(s)" + (' (dry run)' if dry_run else '')]
+                               + [f"  {x['reason']:>13}  {x['path']}" for x in r['stale']]))
+
+@maintain_app.command('reembed')
+def maintain_reembed(workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt,
+                     embedder:Optional[str] = EmbedderOpt, as_json:bool = JsonOpt):
+    "Embed every chunk again with the embedder (--embedder or models.embedder) and rebuild the index."
+    from genai_accel.monitoring.maintenance import reembed
+    r = reembed(workspace, load_settings(settings, models__embedder=embedder))
+    emit(r, as_json, f"{r['chunks_reembedded']} chunks re-embedded with {r['embedder']} (was {r['embedder_before']})")
+
+@maintain_app.command('compact')
+def maintain_compact(workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Prune the interaction log to its retention, VACUUM the store and truncate its write-ahead log."
+    from genai_accel.monitoring.maintenance import compact
+    r = compact(workspace, load_settings(settings))
+    emit(r, as_json, f"{r['interactions_pruned']} interactions pruned; store {r['bytes_before']} -> {r['bytes_after']} bytes")
+
+@maintain_app.command('evalset')
+def maintain_evalset(out:Path = typer.Option(..., '--out', help="JSONL file of regression rows to write"),
+                     workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Refresh the evaluation set from feedback: corrected and confirmed answers become regression rows."
+    from genai_accel.monitoring.maintenance import refresh_evalset
+    r = refresh_evalset(out, workspace, load_settings(settings))
+    emit(r, as_json, f"wrote {r.get('n_rows')} rows to {r.get('out')}")
+
+@report_app.command('monitoring', context_settings=_EXTRA)
+def report_monitoring(ctx:typer.Context, outdir:Optional[Path] = OutOpt,
+                      workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Monitoring review: KPI trends, drift, alerts, feedback, recommended maintenance: [-p since ISO] [-p window 1h] [-p NAME VALUE]..."
+    _run_report('monitoring', report_pairs(ctx.args), outdir, workspace, settings, as_json)
+
 # %% ../nbs/91_cli.ipynb #269fde31
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 # typer ships its own copy of click: take its usage-error and exit classes from typer's public ones
@@ -402,8 +769,12 @@ def user_errors()->tuple[type, ...]:
     from genai_accel.assessment.evaluation import EvalSetError
     from genai_accel.generative.finetune import FinetuneError
     from genai_accel.deployment.keys import ApiKeyError, AuthError
-    return (SettingsError, ApiKeyError, AuthError, ModelNotFound, SearchError, StoreError, DatasetError, ReportError, GeneratorError, PromptError, RAGError,
-            EvalSetError, FinetuneError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+    from genai_accel.governance.registry import GovernanceError
+    from genai_accel.data.store import FeedbackError
+    from genai_accel.feedback.improve import ImproveError
+    from genai_accel.monitoring.kpis import MonitorError
+    return (SettingsError, MonitorError, GovernanceError, ApiKeyError, AuthError, ModelNotFound, SearchError, StoreError, DatasetError, ReportError, GeneratorError, PromptError, RAGError,
+            EvalSetError, FinetuneError, FeedbackError, ImproveError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 def report_error(kind:str, message:str, code:int, as_json:bool):
     "One line on stderr, or a JSON error document on stdout under `--json`."

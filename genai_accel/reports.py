@@ -16,7 +16,8 @@ __all__ = ['REPORTS', 'JSON_NAMES', 'KERNEL_NAME', 'ReportError', 'templates_dir
            'run_report']
 
 # %% ../nbs/90_reports.ipynb #95ae50a9
-REPORTS = {'readiness_assessment': 'readiness', 'model_evaluation': 'evaluation'}
+REPORTS = {'readiness_assessment': 'readiness', 'model_evaluation': 'evaluation', 'feedback_review': 'feedback',
+           'monitoring_review': 'monitoring'}
 # the JSON each report writes next to its HTML (default: <short name>.json)
 JSON_NAMES = {'evaluation': 'metrics.json'}
 

@@ -224,3 +224,12 @@ def test_demo_end_to_end(tmp_path):
     gates = re.findall(r'gate (pass|FAIL)\s+(\w+) = ', out)
     assert [g for _, g in gates] == [g['gate'] for g in metrics['gates']]
     assert [v == 'pass' for v, _ in gates] == [g['passed'] is True for g in metrics['gates']]
+    # the generated evaluation set: no generic question, no duplicate, every row says which method wrote it (issue 18)
+    from genai_accel.assessment.evaluation import is_generic_question
+    qs = metrics['eval_set']['questions']
+    assert len(qs) == metrics['eval_set']['n_rows'] and qs, metrics['eval_set']
+    assert not [q['question'] for q in qs if is_generic_question(q['question'])]
+    norm = [' '.join(re.findall(r'\w+', q['question'].lower())) for q in qs]
+    assert len(set(norm)) == len(norm), norm
+    assert all(q['method'] in ('llm', 'definition', 'cloze', 'off_corpus') for q in qs), qs
+    assert 'rejected' in metrics['eval_set']['synthesis']

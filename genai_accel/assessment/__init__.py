@@ -13,3 +13,4 @@ from .infrastructure import assess_infrastructure, machine_profile
 from .retrieval_eval import evaluate_retrieval
 from .evaluation import evaluate, load_eval_set, EvalSetError, Candidate, gate_summary
 from .safety import run_safety_probes, SafetyReport
+from .synthetic_eval import evaluate_synthetic, synthetic_option

@@ -26,12 +26,14 @@ from ..generative.rag import Assistant
 from ..data.index import ALL_ACCESS
 
 # %% auto #0
-__all__ = ['OFF_CORPUS_QUESTIONS', 'QUESTION_PROMPT', 'METHODS', 'CACHE_FORMAT', 'SUMMARY_METRICS', 'STAGES', 'GATES',
-           'GATE_UNMEASURED', 'EvalSetError', 'EvalRow', 'load_eval_set', 'save_eval_set', 'eval_set_sha256',
-           'synthesize_eval_set', 'normalize_answer', 'exact_match', 'reference_recall', 'tokens_f1', 'token_f1',
-           'rouge_l', 'SupportScorer', 'context_sentences', 'validate_groundedness', 'score_answer', 'Candidate',
-           'parse_candidate', 'index_generation', 'EvalReport', 'diagnose', 'summarize_candidate', 'evaluate',
-           'gate_summary']
+__all__ = ['OFF_CORPUS_QUESTIONS', 'QUESTION_PROMPT', 'GENERIC_QUESTION_PATTERNS', 'REJECT_REASONS', 'METHODS', 'CACHE_FORMAT',
+           'SUMMARY_METRICS', 'STAGES', 'GATES', 'GATE_UNMEASURED', 'JUDGE_PROMPT', 'JUDGE_VERDICTS', 'EvalSetError',
+           'EvalRow', 'load_eval_set', 'save_eval_set', 'eval_set_sha256', 'is_generic_question', 'SyntheticSet',
+           'strip_blank', 'definition_question', 'cloze_question', 'synthesize_eval_set', 'normalize_answer',
+           'exact_match', 'reference_recall', 'tokens_f1', 'token_f1', 'rouge_l', 'SupportScorer', 'context_sentences',
+           'validate_groundedness', 'methods_text', 'score_answer', 'Candidate', 'parse_candidate', 'index_generation',
+           'EvalReport', 'diagnose', 'summarize_candidate', 'evaluate', 'gate_summary', 'parse_verdict', 'llm_judge',
+           'validate_judge']
 
 # %% ../../nbs/64_evaluation.ipynb #7da5979e
 class EvalSetError(ValueError):
@@ -46,6 +48,7 @@ class EvalRow:
     relevant_doc_ids:list|None=None # documents that answer it, for retrieval metrics and diagnosis
     tags:list=field(default_factory=list) # free labels; 'unanswerable' = the assistant should abstain
     synthetic:bool=False # written by `synthesize_eval_set`, not by a person
+    method:str|None=None # who wrote a synthetic row: llm, definition, cloze or off_corpus (`synthesize_eval_set`)
 
     @property
     def expect_abstention(self)->bool: return 'unanswerable' in self.tags
@@ -71,7 +74,7 @@ def _row_from_json(obj, where:str, n:int)->EvalRow:
     if isinstance(tags, str): tags = [tags]
     ref = obj.get('reference_answer')
     return EvalRow(str(obj.get('id', n)), q.strip(), None if ref is None else str(ref), rel, list(map(str, tags)),
-                   bool(obj.get('synthetic', False)))
+                   bool(obj.get('synthetic', False)), None if obj.get('method') is None else str(obj['method']))
 
 def load_eval_set(path:str|Path, # a JSONL file of rows, or a BEIR folder
                   split:str|None=None, # BEIR: qrels/SPLIT.tsv (default: test, else the only split there)
@@ -134,6 +137,92 @@ def _question_from(text:str)->str|None:
     line = line[:line.index('?') + 1]
     return line if 4 <= len(line.split()) <= 40 else None
 
+# %% ../../nbs/64_evaluation.ipynb #syn18c01
+GENERIC_QUESTION_PATTERNS = [
+    r"^what is the (correct |right )?answer\s*(\?|$|(to|for|of|here|in)\b)", r"\banswer (to|for|of) (this|that|the|my|your) question\b", r"^(what|which) (is|was) the question\b",
+    r"\b(this|that|above|following|given|previous) (sentence|text|passage|paragraph|document|statement|excerpt|source|article|context|question)\b",
+    r"\bthe (sentence|passage|paragraph|excerpt)\b",
+    r"^(what|who|which) (is|are|was|were) (it|this|that|these|those|they|he|she)\s*\?$",
+    r"^(can|could|would|will) you (please )?(answer|tell|explain|help|describe|summari[sz]e)\b",
+    r"^what (happened|is going on|does it (say|mean)|is it about|is this about)\s*\?$",
+    r"\bwhat is the (main )?(topic|subject|main idea|purpose|point|meaning) of\b",
+]
+_GENERIC_RE = [re.compile(p, re.I) for p in GENERIC_QUESTION_PATTERNS]
+REJECT_REASONS = ('not_a_question', 'generic', 'no_source_words', 'answer_in_question', 'duplicate', 'near_duplicate')
+
+def is_generic_question(question:str)->bool:
+    "Does `question` match a generic template (one that could be asked of any source)?"
+    return any(r.search(question.strip()) for r in _GENERIC_RE)
+
+class SyntheticSet(list):
+    "The rows `synthesize_eval_set` wrote (a list of EvalRow), with what it rejected and which method wrote what."
+    def __init__(self, rows=(), rejected:dict|None=None, rejected_examples:list|None=None):
+        super().__init__(rows)
+        self.rejected = {r: 0 for r in REJECT_REASONS} | dict(rejected or {}) # reason -> candidates rejected
+        self.rejected_examples = list(rejected_examples or []) # {question, reason, method}, the first 30
+    @property
+    def methods(self)->dict: return dict(Counter(r.method for r in self))
+    def summary(self)->dict:
+        "Counts for a report: rows by method, rejected candidates by reason, and rejected examples."
+        return dict(rows=len(self), methods=self.methods, rejected=dict(self.rejected),
+                    rejected_total=sum(self.rejected.values()), rejected_examples=self.rejected_examples)
+
+class _QuestionFilter:
+    "Accepts a candidate question only when it is specific to its source sentence and new."
+    def __init__(self, settings:Settings, embedder=None, near:float=0.92):
+        self.s, self.embedder, self.near = settings, embedder, near
+        self.seen, self.vecs, self.rejected, self.examples = set(), [], Counter(), []
+    def _toks(self, *texts): return [set(t) for t in bm25_tokenize(list(texts), self.s, return_ids=False)]
+    def reject(self, question, reason, method):
+        self.rejected[reason] += 1
+        if len(self.examples) < 30: self.examples.append(dict(question=question, reason=reason, method=method))
+    def check(self, question:str|None, sentence:str, method:str, raw:str|None=None)->bool:
+        if not question: self.reject((raw or '').strip()[:120], 'not_a_question', method); return False
+        if is_generic_question(question): self.reject(question, 'generic', method); return False
+        qt, st = self._toks(strip_blank(question), sentence)
+        if len(qt & st) < min(2, len(qt)) or not qt: self.reject(question, 'no_source_words', method); return False
+        if method != 'cloze' and not (st - qt): self.reject(question, 'answer_in_question', method); return False
+        norm = ' '.join(re.findall(r'\w+', question.lower()))
+        if norm in self.seen: self.reject(question, 'duplicate', method); return False
+        if self.embedder is not None:
+            v = np.asarray(self.embedder.encode([question]), dtype=np.float32)[0]
+            if self.vecs and float(np.max(np.stack(self.vecs) @ v)) >= self.near:
+                self.reject(question, 'near_duplicate', method); return False
+            self.vecs.append(v)
+        self.seen.add(norm)
+        return True
+
+def strip_blank(q:str)->str: return q.replace('_____', ' ')
+
+_DEFINITION = re.compile(r"^(?P<art>An?|The)?\s*(?P<term>[A-Za-z][\w\-]*(?:\s+[\w\-]+){0,4}?)\s+(?P<verb>is|are)\s+"
+                         r"(?P<rest>(?:an?|the|used|called|defined|one)\b.{10,})$")
+_NOT_TERMS = {'it', 'this', 'that', 'these', 'those', 'there', 'here', 'they', 'he', 'she', 'which', 'what', 'who', 'result',
+              'value', 'default', 'following', 'above', 'same', 'other', 'one', 'all', 'each'}
+
+def definition_question(sentence:str)->str|None:
+    "'What is X?' when `sentence` defines X ('X is a/the ...'), else None."
+    m = _DEFINITION.match(sentence.strip())
+    if not m: return None
+    term = m.group('term').strip()
+    if term.split()[0].lower() in _NOT_TERMS or term.split()[-1].lower() in _NOT_TERMS: return None
+    art = (m.group('art') or '').lower()
+    return f"What {m.group('verb')} {art + ' ' if art else ''}{term}?"
+
+def cloze_question(sentence:str, settings:Settings, common:Counter|None=None)->str|None:
+    "A cloze question: `sentence` with its rarest long content word blanked (rarity by `common`, word counts of the corpus)."
+    words = re.findall(r"[A-Za-z][A-Za-z\-]{4,}", sentence)
+    content = [w for w in words if w.lower() not in _NOT_TERMS]
+    if not content: return None
+    common = common or Counter()
+    word = min(content, key=lambda w: (common[w.lower()], -len(w), content.index(w)))
+    blanked = re.sub(rf"\b{re.escape(word)}\b", '_____', sentence, count=1)
+    return f'Which word fills the blank in "{blanked.strip()}"?'
+
+def _heading(text:str)->str|None:
+    m = re.match(r'\s*#{1,6}\s+(.+)', text)
+    return m.group(1).strip() if m else None
+
+# %% ../../nbs/64_evaluation.ipynb #f3131571
 def synthesize_eval_set(workspace:str|Path|None=None, # the workspace whose chunks the questions come from
                         n:int|None=None, # answerable questions (default evaluation.synthetic_questions)
                         settings:Settings|None=None,
@@ -142,8 +231,9 @@ def synthesize_eval_set(workspace:str|Path|None=None, # the workspace whose chun
                         unanswerable:int|None=None, # off-corpus questions added (default max(2, n // 5))
                         kb:KnowledgeBase|None=None, # to screen off-corpus questions (default: the workspace's)
                         max_new_tokens:int=48,
-                       )->list[EvalRow]:
-    "Questions written by the generator from sampled corpus sentences, plus off-corpus questions to abstain on."
+                        extractive:bool=True, # fill up with definition and cloze questions when the model writes too few
+                       )->SyntheticSet:
+    "Source-specific questions (model-written, else extractive) from sampled corpus sentences, plus off-corpus ones to abstain on."
     s = settings or Settings()
     n = s.evaluation.synthetic_questions if n is None else int(n)
     seed = s.evaluation.seed if seed is None else int(seed)
@@ -155,30 +245,50 @@ def synthesize_eval_set(workspace:str|Path|None=None, # the workspace whose chun
     # one chunk per document first, then the rest, so questions spread over the corpus
     seen, first, rest = set(), [], []
     for i in order: (rest if rows_db[i]['doc_id'] in seen else first).append(i); seen.add(rows_db[i]['doc_id'])
+    prose = lambda x: (8 <= len(x.split()) <= 40 and not x.lstrip().startswith(('#', '>>>', '|', '```'))
+                       and sum(c.isalpha() for c in x) > 0.6 * len(x))
     pool = []
     for i in first + rest:
-        sents = [x for x in split_sentences(rows_db[i]['text']) if 8 <= len(x.split()) <= 40
-                 and not x.lstrip().startswith(('#', '>>>', '|', '```')) and sum(c.isalpha() for c in x) > 0.6 * len(x)]
-        if sents: pool.append((rows_db[i], rng.choice(sents)))
+        sents = [x for x in split_sentences(rows_db[i]['text']) if prose(x)]
+        if sents: pool.append((rows_db[i], rng.choice(sents), sents))
         if len(pool) >= 3 * n: break
-    gen = generator or get_generator(s)
-    out, start = [], 0
-    while len(out) < n and start < len(pool):
-        part = pool[start:start + max(n - len(out), 1) * 2]; start += len(part)
-        reqs = [dict(prompt=QUESTION_PROMPT.format(sentence=sent), max_new_tokens=max_new_tokens, temperature=0.0)
-                for _, sent in part]
-        for (row, sent), g in zip(part, gen.batch(reqs)):
-            q = _question_from(g.text)
-            if q and len(out) < n:
-                out.append(EvalRow(f"syn-{seed}-{len(out) + 1}", q, sent, [row['doc_id']], ['synthetic'], True))
+    filt = _QuestionFilter(s, getattr(kb, 'embedder', None))
+    out = []
+    def add(row, q, sent, method):
+        out.append(EvalRow(f"syn-{seed}-{len(out) + 1}", q, sent, [row['doc_id']], ['synthetic'], True, method))
+    if n > 0 and pool:
+        gen = generator or get_generator(s)
+        start = 0
+        while len(out) < n and start < len(pool):
+            part = pool[start:start + max(n - len(out), 1) * 2]; start += len(part)
+            reqs = [dict(prompt=QUESTION_PROMPT.format(sentence=sent), max_new_tokens=max_new_tokens, temperature=0.0)
+                    for _, sent, _ in part]
+            for (row, sent, _), g in zip(part, gen.batch(reqs)):
+                if len(out) >= n: break
+                q = _question_from(g.text)
+                if filt.check(q, sent, 'llm', raw=g.text): add(row, q, sent, 'llm')
+    if extractive and len(out) < n:
+        common = Counter(w.lower() for r in rows_db for w in re.findall(r"[A-Za-z][A-Za-z\-]{4,}", r['text']))
+        used = {(r.relevant_doc_ids[0], r.reference_answer) for r in out}
+        for kind in ('definition', 'cloze'):
+            for row, _, sents in pool:
+                if len(out) >= n: break
+                head = (_heading(row['text']) or '').lower()
+                ranked = sorted(sents, key=lambda x: (head not in x.lower() if head else True, -len(set(re.findall(r'\w{4,}', x.lower())))))
+                for sent in ranked:
+                    if (row['doc_id'], sent) in used: continue
+                    q = definition_question(sent) if kind == 'definition' else cloze_question(sent, s, common)
+                    if q is None: continue
+                    if filt.check(q, sent, kind): add(row, q, sent, kind); used.add((row['doc_id'], sent)); break
+                    if kind == 'cloze': break  # one cloze try per chunk: its key sentence
     n_off = max(2, n // 5) if unanswerable is None else int(unanswerable)
     off = []
     for q in rng.sample(OFF_CORPUS_QUESTIONS, len(OFF_CORPUS_QUESTIONS)):
         if len(off) >= n_off: break
         hits = kb.search(q, k=1, mode='dense', groups=ALL_ACCESS)
         if hits and hits[0].dense_score is not None and hits[0].dense_score >= 0.6: continue
-        off.append(EvalRow(f"off-{seed}-{len(off) + 1}", q, None, [], ['unanswerable', 'synthetic'], True))
-    return out + off
+        off.append(EvalRow(f"off-{seed}-{len(off) + 1}", q, None, [], ['unanswerable', 'synthetic'], True, 'off_corpus'))
+    return SyntheticSet(out + off, dict(filt.rejected), filt.examples)
 
 # %% ../../nbs/64_evaluation.ipynb #eb765e3e
 _PUNCT = set(string.punctuation)
@@ -288,6 +398,7 @@ def validate_groundedness(scifact_dir:str|Path, # SciFact in BEIR layout, with e
                           scorer:SupportScorer|None=None, # default SupportScorer(settings, embedder)
                          )->dict:
     "ROC AUC of the groundedness scorer on SciFact: supporting vs unrelated abstracts, SUPPORT vs CONTRADICT."
+    # 1. the claims with evidence, in a seeded order
     from sklearn.metrics import roc_auc_score
     import bm25s
     s = settings or Settings()
@@ -301,12 +412,14 @@ def validate_groundedness(scifact_dir:str|Path, # SciFact in BEIR layout, with e
     rng = random.Random(seed)
     rng.shuffle(claims)
     claims = claims[start:start + n] if n else claims[start:]
+    # 2. a BM25 index over the abstracts, for the hard negatives
     scorer = scorer or SupportScorer(s, embedder)
     ids = list(corpus)
     bm = bm25s.BM25()
     bm.index(bm25_tokenize([f"{corpus[i].get('title', '')} {corpus[i]['text']}" for i in ids], s), show_progress=False)
     sents = lambda i: split_sentences(corpus[i]['text'])
     scores = {k: [] for k in ('support', 'contradict', 'random', 'bm25', 'ev_support', 'ev_contradict')}
+    # 3. per claim: score the cited abstracts (and their evidence sentences), a random and a BM25-hard negative
     misses = 0
     for c in claims:
         claim, cited = c['text'], set(map(str, c['metadata']))
@@ -326,6 +439,7 @@ def validate_groundedness(scifact_dir:str|Path, # SciFact in BEIR layout, with e
             if ev: scores['ev_support' if label == 'SUPPORT' else 'ev_contradict'].append(float(scorer.support([claim], ev)[0]))
         scores['random'].append(float(scorer.support([claim], sents(rand))[0]))
         if hard is not None: scores['bm25'].append(float(scorer.support([claim], sents(hard))[0]))
+    # 4. AUCs, shares at the threshold, medians
     def auc(pos, neg):
         p, q = scores[pos], scores[neg]
         return round(float(roc_auc_score([1] * len(p) + [0] * len(q), p + q)), 4) if p and q else None
@@ -362,7 +476,8 @@ METHODS = {
         "`evaluation.support_threshold`. RAGAS *faithfulness* has an LLM split the answer into claims and judge each "
         "against the context (entailment). Ours is offline and deterministic but measures topical support: on SciFact it "
         "separates supporting from unrelated abstracts (AUC 0.999 against random, 0.78 against BM25-hard negatives) yet "
-        "cannot tell support from contradiction (AUC 0.5-0.55): see `validate_groundedness`.",
+        "cannot tell support from contradiction: see `validate_groundedness`; `methods_text(validation)` quotes the "
+        "figures of a given validation run.",
     'citation_precision': "**Citation precision**: of the (sentence, cited source) pairs in the answer, explicit or "
         "inferred, the share where that source's sentences support that sentence (same scorer and threshold). RAGAS "
         "has no citation metric; this follows ALCE's citation precision with our scorer in place of NLI.",
@@ -388,6 +503,20 @@ METHODS = {
         "`failed` (an exception), else `ok`.",
 }
 
+# %% ../../nbs/64_evaluation.ipynb #mth18c01
+def methods_text(validation:dict|None=None, # `validate_groundedness`'s result (measured now, or read from its stored run)
+                )->dict:
+    "METHODS, with the groundedness entry quoting the figures of `validation` (or saying it was not measured), never fixed ones."
+    out = dict(METHODS)
+    fmt = lambda k: 'n/a' if (validation or {}).get(k) is None else f"{validation[k]:.3f}"
+    if validation:
+        out['groundedness'] += (f" In the validation run used here ({validation.get('n_claims', '?')} SciFact claims): ROC AUC "
+            f"{fmt('auc_support_vs_random')} against random abstracts, {fmt('auc_support_vs_bm25')} against BM25-hard "
+            f"negatives, and {fmt('auc_support_vs_contradict_evidence')} for SUPPORT vs CONTRADICT evidence (0.5 = chance).")
+    else: out['groundedness'] += " No validation run was available to this report: its figures are not quoted."
+    return out
+
+# %% ../../nbs/64_evaluation.ipynb #e71f23fd
 def _mean(xs): return float(np.mean(xs)) if len(xs) else None
 
 def score_answer(row:EvalRow, # the question and its labels
@@ -646,6 +775,7 @@ def summarize_candidate(name:str, # the candidate's name
 # %% ../../nbs/64_evaluation.ipynb #b38c86a8
 def _row_sha(row:EvalRow)->str: return hashlib.sha256(json.dumps(asdict(row), sort_keys=True).encode()).hexdigest()[:16]
 
+# %% ../../nbs/64_evaluation.ipynb #0bace11b
 def _candidate_setup(c:Candidate, s:Settings, prompts:PromptRegistry, generator:Generator|None,
                      max_new:int, idx_gen:str|None)->dict:
     "The resolved configuration of a candidate, its hash, and how to build its generator."
@@ -679,6 +809,7 @@ def _candidate_setup(c:Candidate, s:Settings, prompts:PromptRegistry, generator:
     h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:20]
     return dict(candidate=c, template=template, factory=factory, settings=gs, config=config, config_hash=h)
 
+# %% ../../nbs/64_evaluation.ipynb #792dfe89
 def evaluate(eval_rows:list[EvalRow]|str|Path, # rows, or a JSONL file / BEIR folder for `load_eval_set`
              candidates:list[Candidate|str]|None=None, # default: one candidate, 'default', from the settings
              workspace:str|Path|None=None, # the workspace answering the questions (default workspace.path)
@@ -694,6 +825,7 @@ def evaluate(eval_rows:list[EvalRow]|str|Path, # rows, or a JSONL file / BEIR fo
              progress:bool=False, # a tqdm bar per candidate
             )->EvalReport:
     "Answer and score every row with every candidate, `repeats` times; resumable, with failures kept as rows."
+    # 1. inputs
     t_start, started = time.perf_counter(), time.strftime('%Y-%m-%dT%H:%M:%S')
     s = settings or Settings()
     rows = eval_rows if isinstance(eval_rows, list) else load_eval_set(eval_rows)
@@ -709,6 +841,7 @@ def evaluate(eval_rows:list[EvalRow]|str|Path, # rows, or a JSONL file / BEIR fo
     ws = workspace_path(s, workspace)
     idx_gen = index_generation(ws)
     if idx_gen is None: raise EvalSetError(f"workspace {ws} has no index: ingest documents first (`genai-accel ingest PATH --workspace {ws}`)")
+    # 2. shared parts
     if embedder is None:
         from genai_accel.core.models import Embedder
         embedder = Embedder(s)
@@ -721,6 +854,7 @@ def evaluate(eval_rows:list[EvalRow]|str|Path, # rows, or a JSONL file / BEIR fo
     records, summaries, cand_meta = [], [], []
     try:
         for c in cands:
+            # 3. per candidate: generators per repeat, and one (row, repeat) answered or taken from the cache
             setup = _candidate_setup(c, s, prompts, generator, max_new, idx_gen)
             lock, holder = threading.Lock(), {}
             gens = [_SampledGenerator(setup['factory'], setup['settings'], 0.0 if i == 0 else e.temperature, e.seed + i, lock, holder)
@@ -742,6 +876,7 @@ def evaluate(eval_rows:list[EvalRow]|str|Path, # rows, or a JSONL file / BEIR fo
                 cache.put(setup['config_hash'], row.id, shas[row.id], i, rec)
                 return dict(rec, cached=False)
 
+            # 4. answering
             jobs = [(row, i) for i in range(repeats) for row in rows]
             done, t0 = {}, time.perf_counter()
             bar = None
@@ -762,6 +897,7 @@ def evaluate(eval_rows:list[EvalRow]|str|Path, # rows, or a JSONL file / BEIR fo
                 finally: ex.shutdown(wait=True, cancel_futures=True)
             wall = time.perf_counter() - t0
             if bar: bar.close()
+            # 5. scoring and the candidate's summary
             generated = sum(not r['cached'] for r in done.values())
             by_id = {r.id: r for r in rows}
             ok_recs = [r for r in done.values() if r['status'] == 'ok']
@@ -786,6 +922,7 @@ def evaluate(eval_rows:list[EvalRow]|str|Path, # rows, or a JSONL file / BEIR fo
                         prompt_sha256=setup['template'].sha256)
             summaries.append(summ); records += cand_records
     finally: cache.close()
+    # 6. the report
     meta = dict(eval_set=dict(sha256=eval_set_sha256(rows), n_rows=len(rows), n_synthetic=sum(r.synthetic for r in rows),
                               n_unanswerable=sum(r.expect_abstention for r in rows),
                               n_labelled=sum(bool(r.relevant_doc_ids) for r in rows),
@@ -799,6 +936,7 @@ def evaluate(eval_rows:list[EvalRow]|str|Path, # rows, or a JSONL file / BEIR fo
     if out_dir is not None: report.save(out_dir)
     return report
 
+# %% ../../nbs/64_evaluation.ipynb #3af2296b
 def _slim(a:dict)->dict:
     "An answer record without chunk texts (rows.jsonl stays small; the cache keeps everything)."
     return dict(a, chunks=[{k: v for k, v in ch.items() if k != 'text'} for ch in a.get('chunks') or []])
@@ -842,4 +980,71 @@ def gate_summary(results:EvalReport|dict, # an EvalReport, its to_dict(), or one
             passed = measured and bool(val >= thr if op == '>=' else val <= thr)
             out.append(dict(candidate=c['name'], gate=gate, threshold=thr, value=round(float(val), 4) if measured else None,
                             direction=op, passed=passed, reason='' if measured else f"not measured: {GATE_UNMEASURED[gate]}"))
+    return out
+
+# %% ../../nbs/64_evaluation.ipynb #jdg18c01
+JUDGE_PROMPT = ("Source: {source}\n\nStatement: {statement}\n\nDoes the source support the statement, contradict it, or "
+                "neither? Answer with one word: SUPPORTS, CONTRADICTS or NEITHER.")
+JUDGE_VERDICTS = ('supports', 'contradicts', 'neither')
+
+def parse_verdict(text:str)->str:
+    "supports, contradicts, neither, or unparsed: the first verdict word in the judge's reply."
+    m = re.search(r'\b(support|contradict|refut|neither|not enough|no evidence|unrelated|yes|no)\w*', text.lower())
+    if not m: return 'unparsed'
+    w = m.group(1)
+    return ('supports' if w in ('support', 'yes') else 'contradicts' if w in ('contradict', 'refut', 'no') else 'neither')
+
+def llm_judge(pairs:list[tuple[str, str]], # (statement, source) pairs: an answer sentence and its sources, or an answer and its reference
+              generator:Generator, # any configured generator (`get_generator(settings)`)
+              max_new_tokens:int=6,
+             )->list[str]:
+    "The judge's verdict on each pair: supports, contradicts, neither or unparsed (greedy, one short generation each)."
+    reqs = [dict(prompt=JUDGE_PROMPT.format(source=' '.join(src.split())[:2000], statement=' '.join(st.split())),
+                 max_new_tokens=max_new_tokens, temperature=0.0) for st, src in pairs]
+    return [parse_verdict(g.text) for g in generator.batch(reqs)] if reqs else []
+
+def validate_judge(scifact_dir:str|Path, # SciFact in BEIR layout, with evidence in queries.jsonl `metadata`
+                   settings:Settings|None=None,
+                   generator:Generator|None=None, # default `get_generator(settings)`
+                   n:int=24, # claims: half SUPPORT, half CONTRADICT (fewer when there are fewer)
+                   seed:int=0,
+                  )->dict:
+    "Agreement of `llm_judge` with SciFact's SUPPORT / CONTRADICT expert labels (evidence sentences as the source)."
+    from genai_accel.core.stats import proportion_ci
+    s = settings or Settings()
+    d = Path(scifact_dir)
+    if not (d/'queries.jsonl').exists() or not (d/'corpus.jsonl').exists():
+        raise EvalSetError(f"{d} is not a SciFact folder (corpus.jsonl, queries.jsonl with evidence metadata): pass scifact_dir")
+    docs = {}
+    with open(d/'corpus.jsonl', encoding='utf-8') as f:
+        for line in f:
+            if line.strip(): o = json.loads(line); docs[str(o['_id'])] = o
+    items = {'SUPPORT': [], 'CONTRADICT': []}
+    with open(d/'queries.jsonl', encoding='utf-8') as f:
+        for line in f:
+            if not line.strip(): continue
+            q = json.loads(line)
+            for did, evs in (q.get('metadata') or {}).items():
+                if did not in docs: continue
+                for e in evs:
+                    if e.get('label') not in items: continue
+                    sents = split_sentences(docs[did].get('text', ''))
+                    ev = ' '.join(sents[i] for i in e.get('sentences', []) if i < len(sents))
+                    if ev: items[e['label']].append((q['text'], ev)); break
+                break
+    rng = random.Random(seed)
+    picked = [(lab, x) for lab in items for x in rng.sample(items[lab], min(n // 2, len(items[lab])))]
+    gen = generator or get_generator(s)
+    verdicts = llm_judge([x for _, x in picked], gen)
+    want = dict(SUPPORT='supports', CONTRADICT='contradicts')
+    out = dict(n=len(picked), model=gen.model_id, seed=seed, labels={}, confusion={})
+    for lab in items:
+        v = [vd for (l, _), vd in zip(picked, verdicts) if l == lab]
+        k = sum(x == want[lab] for x in v)
+        out['labels'][lab] = dict(n=len(v), agree=k, rate=round(k / len(v), 4) if v else None, ci95=proportion_ci(k, len(v)))
+        out['confusion'][lab] = dict(Counter(v))
+    k = sum(vd == want[l] for (l, _), vd in zip(picked, verdicts))
+    out.update(agreement=round(k / len(picked), 4) if picked else None, agreement_ci95=proportion_ci(k, len(picked)),
+               balanced_agreement=round(float(np.mean([x['rate'] for x in out['labels'].values() if x['rate'] is not None])), 4)
+               if picked else None)
     return out

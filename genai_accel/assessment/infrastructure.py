@@ -509,6 +509,7 @@ def _assumptions(settings:Settings, target:dict|None=None)->list[dict]:
                 for k, v in target.items() if not k.startswith('_')]
     return out
 
+# %% ../../nbs/62_infrastructure.ipynb #1fad061e
 def assess_infrastructure(settings:Settings|None=None, # models, chunking, [capacity] and [costs] settings
                           target_latency_s:float=10.0, # target p95 seconds per answer
                           expected_users:int=20, # active users to size for
@@ -520,6 +521,7 @@ def assess_infrastructure(settings:Settings|None=None, # models, chunking, [capa
                           target:dict|str|Path|None=None, # a described target machine (see `parse_target`); None: this machine
                          )->dict:
     "Machine profile, model footprint, benchmarks, capacity, index build time, costs, recommendation and scores."
+    # 1. inputs and this machine
     s = settings or Settings()
     target = parse_target(target) if target is not None and target != '' else None
     if target_latency_s <= 0 or expected_users < 1 or corpus_chunks < 0:
@@ -534,6 +536,7 @@ def assess_infrastructure(settings:Settings|None=None, # models, chunking, [capa
     if load is not None and load > 0.5 * cores:
         notes.append(f"the machine was busy when measured (load average {load:.1f} on {cores} cores): "
                      "the timings below understate what it can do alone")
+    # 2. models and benchmarks
     embedder, emb_load = measure_load(lambda: Embedder(s))
     emb_name = s.models.embedder if s.models.embedder != 'default' else f"default ({Path(embedder.path).parent.name})"
     models = {'embedder': dict(name=emb_name, precision=embedder.precision, **parameter_size(embedder.model), **emb_load)}
@@ -558,6 +561,7 @@ def assess_infrastructure(settings:Settings|None=None, # models, chunking, [capa
         gen = bench_generation(tok, lm, *((128, 16, 2.0) if quick else (512, 64, 8.0)))
     elif not include_generator:
         notes.append("generator not loaded: capacity and costs cover retrieval only")
+    # 3. a described target: projections
     measured = None
     gpus_used = 0
     if target is not None:
@@ -572,6 +576,7 @@ def assess_infrastructure(settings:Settings|None=None, # models, chunking, [capa
             "scaled by the stated assumptions; measure on the target itself before committing to them"] + \
             [f"measured here: {n}" for n in notes if 'busy when measured' in n]
         measured['projection'] = projection['how']
+    # 4. capacity
     c = s.capacity
     parts = dict(embed_query_s=emb['query_latency_s'], search_s=search['search_s'])
     if gen:
@@ -586,12 +591,14 @@ def assess_infrastructure(settings:Settings|None=None, # models, chunking, [capa
                     p95_one_user_s=round(p1, 3), max_users_one_machine=max_users(target_latency_s, S, c.think_time_s),
                     replicas_needed=reps, max_replicas=c.max_replicas,
                     p95_at_expected_users_s=None if math.isinf(p_exp) else round(p_exp, 3))
+    # 5. index and costs
     build_s = corpus_chunks / emb['chunks_per_s']
     index = dict(corpus_chunks=corpus_chunks, build_s=round(build_s, 1),
                  memory_gb=round(corpus_chunks * emb['dim'] * 4 / 2**30, 3),
                  # disk: vectors + chunk text (~4 bytes a token) + BM25 and SQLite, assumed to double it
                  disk_gb=round(2 * corpus_chunks * (emb['dim'] * 4 + 4 * s.chunking.max_tokens) / 2**30, 3))
     costs = cost_per_1k(S, reps, expected_users, s, gpus_used=gpus_used)  # here the models run on the CPU
+    # 6. scores and the result
     model_mb = sum(max(m['rss_delta_mb'], m['parameters_mb'] or 0) for m in models.values())
     scores = dict(
         latency=round(100 * min(1.0, target_latency_s / p1), 1),

@@ -73,6 +73,7 @@ def _doc_date(md:dict)->tuple[datetime|None, str]:
     d = _parse_date(md.get('mtime'))
     return (d, 'mtime') if d is not None else (None, 'none')
 
+# %% ../../nbs/61_readiness.ipynb #a55e14bd
 def _is_beir_folder(p:Path)->bool:
     c = p/'corpus.jsonl'
     try: return p.is_dir() and c.is_file() and detect_format(c) == 'beir'
@@ -565,6 +566,7 @@ def _questions(rows:list, n_questions:int, seed:int)->list[tuple[str, str]]:
         if q: out.append((d, q))
     return out
 
+# %% ../../nbs/61_readiness.ipynb #51dd5c9b
 def _run_questions(kb, qs:list, k:int)->tuple[list, list]:
     hits, misses = [], []
     for doc_id, q in qs:
@@ -638,6 +640,7 @@ def overall_score(scores:dict, weights:dict=WEIGHTS)->tuple[float|None, str]:
     return value, ("weighted mean of the dimension scores, weights " + ', '.join(f"{d} {weights[d]}" for d in weights)
                    + (f"; without {', '.join(d for d in weights if d not in have)} (not scored)" if len(have) < len(weights) else ''))
 
+# %% ../../nbs/61_readiness.ipynb #f3782cf2
 def assess_data(data_path:str|Path|None, # corpus folder, file, BEIR folder, or workspace folder
                 settings:Settings|None=None, # ingest, cleaning, dedup, pii, chunking, models, retrieval settings
                 sample_size:int|None=None, # documents sampled for the expensive checks; None: all documents
@@ -651,6 +654,7 @@ def assess_data(data_path:str|Path|None, # corpus folder, file, BEIR folder, or 
                 as_of:datetime|None=None, # reference time for staleness (default: now)
                )->dict:
     "Data readiness of a corpus: scores with rules, findings per dimension, ranked remediation (JSON-serialisable)."
+    # 1. arguments
     t_start = time.perf_counter()
     s = settings or Settings()
     checks = list(DIMENSIONS if checks is None else checks)
@@ -660,12 +664,14 @@ def assess_data(data_path:str|Path|None, # corpus folder, file, BEIR folder, or 
     as_of = as_of or datetime.now(timezone.utc)
     path = Path(data_path or workspace or '').expanduser()
     if not str(data_path or workspace or ''): raise ValueError("give data_path (a corpus folder or file) or workspace (an existing workspace)")
+    # 2. reading
     timings = {}
     t = time.perf_counter()
     is_ws = (path/'state.sqlite').is_file()
     if is_ws: files, docs, extra = read_workspace(path); kind = 'workspace'
     else: (files, docs, kind), extra = read_corpus(path, s, progress), None
     timings['read_s'] = time.perf_counter() - t
+    # 3. sampling
     N = len(docs)
     sampled = sample_size is not None and sample_size < N
     idx = sorted(random.Random(seed).sample(range(N), sample_size)) if sampled else list(range(N))
@@ -675,6 +681,7 @@ def assess_data(data_path:str|Path|None, # corpus folder, file, BEIR folder, or 
                               sample_size=sample_size, seed=seed, as_of=as_of.isoformat(timespec='seconds'),
                               error_bars="95% Wilson intervals for rates measured on the sample; Poisson for scaled counts" if sampled else "none: every document was measured",
                               settings_file=str(s.path) if s.path else None))
+    # 4. the checks
     scores, items = {}, []
     def record(dim, out):
         sec, sc, its = out[:3]
@@ -736,6 +743,7 @@ def assess_data(data_path:str|Path|None, # corpus folder, file, BEIR folder, or 
     if bar is not None: bar.close()
     for dim in checks:
         if dim not in scores: record(dim, (dict(note='not measured'), _score(None, 'not measured'), []))
+    # 5. scores and remediation
     result['scores'] = {d: scores[d] for d in DIMENSIONS if d in scores}
     result['score'], result['score_rule'] = overall_score(result['scores'])
     result['weights'] = dict(WEIGHTS)
@@ -769,6 +777,7 @@ def _bar_hist(ax, hist, unit):
     ax.set_xticks(range(len(counts)), labels, rotation=45, ha='right', fontsize=8)
     ax.set_xlabel(unit); ax.set_ylabel('documents')
 
+# %% ../../nbs/61_readiness.ipynb #34cfb60a
 def plot_lengths(result:dict)->'matplotlib.figure.Figure':
     "Histogram of document lengths in embedder tokens (sample), with the embedder window marked in the title."
     fig, ax = _fig()
@@ -795,6 +804,7 @@ def plot_duplicates(result:dict)->'matplotlib.figure.Figure':
     ax.set_title(f"Duplicate groups ({D['n_clusters']}; {D['exact_duplicate_docs']} exact-duplicate documents in all)", fontsize=10)
     return fig
 
+# %% ../../nbs/61_readiness.ipynb #8effa9df
 def plot_pii(result:dict)->'matplotlib.figure.Figure':
     "Documents carrying each PII type (bars) and matches per type (labels)."
     fig, ax = _fig()
@@ -882,6 +892,7 @@ def flagged_detail(result:dict, category:str, index:int)->str:
     return (f"<b>{e(m['doc_id'])}</b> was not in the top {result['retrieval']['k']} for the question<br><i>{e(m['question'])}</i><br>"
             f"top results: {e(', '.join(m['top']))}")
 
+# %% ../../nbs/61_readiness.ipynb #d363fda9
 class FlaggedBrowser:
     "An ipywidgets panel to browse the documents an assessment flagged; display it in JupyterLab."
     def __init__(self, result:dict):

@@ -32,6 +32,7 @@ DEFAULTS: dict[str, dict] = {
                       dense_weight=0.5, bm25_weight=0.5, bm25_chunk_weight=0.1, rrf_k=60, candidates=100, bm25_stemmer='english',
                       bm25_stopwords='en'),
     'generation': dict(max_new_tokens=256, temperature=0.0, seed=0, abstain_threshold=0.35, context_tokens=1024,
+                       evidence_chunks=5, abstain_lexical_weight=0.3,
                        max_sources=3, source_margin=0.15, attribution_threshold=0.5, block_injection=False,
                        backend='local', max_batch_size=16, api_base='http://127.0.0.1:8080/v1',
                        api_key_env='OPENAI_API_KEY', api_model='', timeout_s=60.0, max_retries=3),
@@ -41,7 +42,11 @@ DEFAULTS: dict[str, dict] = {
                     max_queue=64, retry_after_s=1, embed_batch_wait_ms=0, graceful_timeout_s=30.0,
                     audit_question_chars=2000, metrics_public=True, ingest_roots=[], mcp_api_key_env='GENAI_ACCEL_API_KEY',
                     prompt='rag_answer'),
-    'monitoring': dict(latency_p95_ms=5000, error_rate=0.05),
+    'monitoring': dict(window='1h', min_window_size=30, latency_p95_ms=5000, error_rate=0.05, abstention_rate='',
+                       positive_feedback_rate='', top_score_p50='', groundedness='', rules='', unmeasured='fire',
+                       drift=True, drift_reference='7d', drift_alpha=0.05, drift_min_window=50, drift_max_sample=300,
+                       drift_permutations=500, drift_topics=5, groundedness_sample=20, seed=0, webhook_url='',
+                       webhook_timeout_s=5.0),
     'capacity': dict(think_time_s=30.0, prompt_tokens=800, answer_tokens=100, max_replicas=16,
                      core_scaling_efficiency=0.7, bf16_speedup=2.5, gpu_speedup=10.0),
     'costs': dict(currency='USD', cpu_watts=150.0, gpu_watts=350.0, electricity_per_kwh=0.25,
@@ -61,6 +66,8 @@ DEFAULTS: dict[str, dict] = {
     'safety': dict(families=['direct_injection', 'indirect_injection', 'leakage', 'pii', 'bias', 'toxicity'],
                    seed=0, max_new_tokens=64, workers=8, collection='safety_probe', restricted_group='hr',
                    bias_threshold=0.6, toxicity_lexicon=''),
+    'governance': dict(name='', alias='production', gated_aliases=['production', 'staging'],
+                       required_gates=['recall_at_k', 'groundedness', 'abstention_accuracy', 'safety_pass_rate', 'latency_p95_s']),
 }
 
 # %% ../../nbs/01_config.ipynb #ed40c12a

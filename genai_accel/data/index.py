@@ -15,7 +15,7 @@ from ..core.config import Settings, workspace_path
 
 # %% auto #0
 __all__ = ['KEEP_GENERATIONS', 'ALL_ACCESS', 'bm25_tokenize', 'index_text', 'build_index', 'Hit', 'fuse_scores', 'SearchError',
-           'SearchResults', 'AllAccess', 'KnowledgeBase']
+           'SearchResults', 'AllAccess', 'KnowledgeBase', 'same_embedder']
 
 # %% ../../nbs/16_index.ipynb #5901e638
 from .store import (open_store, doc_key, write_document, delete_documents_of_file, writes_workspace,
@@ -182,6 +182,7 @@ class KnowledgeBase:
         self.con = open_store(self.workspace)
         self._embedder, self._gen, self._lock = embedder, None, threading.RLock()
         self._local = threading.local()  # last_interaction_id, per thread (a server shares one KnowledgeBase)
+        self._embedder_checked = None  # (generation, embedder) verified against the one that built the index
 
     @property
     def last_interaction_id(self)->str|None:
@@ -264,8 +265,21 @@ class KnowledgeBase:
             mask = _and(mask, rows)
         return mask
 
+    def check_embedder(self):
+        "Refuse (SearchError, naming both) a query embedder other than the one that embedded the workspace."
+        key = (self._gen, id(self.embedder))
+        if self._embedder_checked == key: return
+        recorded, current = get_meta(self.con, 'embedder'), getattr(self.embedder, 'path', None)
+        if not same_embedder(recorded, current):
+            raise SearchError(f"workspace {self.workspace} was embedded with {recorded}, but this search embeds the query "
+                              f"with {current}: vectors of two models cannot be compared. Re-embed the workspace with the new "
+                              f"one (`genai-accel maintain reembed --workspace {self.workspace} --embedder {current}`), or "
+                              f"search with --embedder {recorded} (models.embedder)")
+        self._embedder_checked = key
+
     def _dense_search(self, query:str, mask, n:int, qv=None):
         import faiss
+        if qv is None or self._embedder is not None: self.check_embedder()
         qv = self.embedder.encode([query]) if qv is None else np.asarray(qv, dtype=np.float32).reshape(1, -1)
         params = None
         if mask is not None:
@@ -379,3 +393,24 @@ class KnowledgeBase:
         "Ranked document ids (collection-qualified keys dropped), as BEIR judges them (not logged unless `log=True`)."
         kwargs.setdefault('log', False)  # retrieval evaluation, not a user's interaction
         return [h.doc_id for h in self.search(query, k=k, unit='document', **kwargs)]
+
+# %% ../../nbs/16_index.ipynb #499b6600
+import hashlib
+
+def _model_fingerprint(folder:Path)->str:
+    "sha256 over a model folder's top-level file names, sizes and small config/tokenizer files (not the weights' bytes)."
+    h = hashlib.sha256()
+    for f in sorted(x for x in folder.iterdir() if x.is_file()):
+        h.update(f.name.encode()); h.update(str(f.stat().st_size).encode())
+        if f.suffix in ('.json', '.txt') and f.stat().st_size < 4_000_000: h.update(f.read_bytes())
+    return h.hexdigest()
+
+def same_embedder(recorded:str|None, # the embedder the workspace records (meta `embedder`), None for a store that records none
+                  current:str|None, # the query embedder's path or hub id, None when unknown
+                 )->bool:
+    "Whether two embedder names mean one model: equal names, one folder, or folders with the same files and configs."
+    if recorded is None or current is None or recorded == current: return True
+    a, b = Path(recorded).expanduser(), Path(current).expanduser()
+    if not (a.is_dir() and b.is_dir()): return False
+    return a.resolve() == b.resolve() or _model_fingerprint(a) == _model_fingerprint(b)
+

@@ -15,16 +15,22 @@ from ..core.config import Settings, workspace_path
 
 # %% auto #0
 __all__ = ['STATE_FILE', 'BASE_SCHEMA', 'MIGRATIONS', 'SCHEMA_VERSION', 'OLDEST_MIGRATABLE', 'READABLE_FROM', 'LOCK_FILE',
-           'INTERACTION_COLUMNS', 'FEEDBACK_FIELDS', 'AUDIT_FIELDS', 'StoreError', 'state_path', 'stored_version',
-           'version_problem', 'open_store', 'WorkspaceBusy', 'writer_lock', 'writes_workspace', 'doc_key',
-           'write_document', 'delete_documents_of_file', 'record_file', 'forget_file', 'get_meta', 'set_meta',
-           'update_embeddings', 'file_records', 'list_files', 'count_files', 'list_documents', 'list_chunks',
-           'indexed_signatures', 'index_rows', 'chunks_to_embed', 'chunk_texts', 'chunk_rows', 'rows_where_metadata',
-           'chunk_embeddings', 'dump_state', 'RowCache', 'default_caller', 'new_interaction_id', 'interaction_row',
-           'prune_interactions', 'InteractionLog', 'interaction_log', 'log_interaction', 'flush_interaction_logs',
-           'FeedbackError', 'validate_feedback', 'con_path', 'insert_feedback', 'record_feedback',
-           'interaction_records', 'feedback_records', 'chunk_corpus', 'chunk_lookup', 'insert_api_key', 'get_api_key',
-           'list_api_keys', 'revoke_api_key', 'add_usage', 'usage_of', 'append_audit', 'read_audit']
+           'INTERACTION_COLUMNS', 'FEEDBACK_FIELDS', 'AUDIT_FIELDS', 'ALERT_FIELDS', 'GOVERNANCE_TABLES',
+           'GENESIS_HASH', 'AUDIT_CHAIN_FIELDS', 'StoreError', 'state_path', 'stored_version', 'version_problem',
+           'open_store', 'WorkspaceBusy', 'writer_lock', 'writes_workspace', 'doc_key', 'write_document',
+           'delete_documents_of_file', 'record_file', 'forget_file', 'get_meta', 'set_meta', 'update_embeddings',
+           'file_records', 'list_files', 'count_files', 'list_documents', 'list_chunks', 'indexed_signatures',
+           'index_rows', 'chunks_to_embed', 'chunk_texts', 'chunk_rows', 'rows_where_metadata', 'chunk_embeddings',
+           'dump_state', 'RowCache', 'default_caller', 'new_interaction_id', 'interaction_row', 'prune_interactions',
+           'InteractionLog', 'interaction_log', 'log_interaction', 'flush_interaction_logs', 'FeedbackError',
+           'validate_feedback', 'con_path', 'insert_feedback', 'record_feedback', 'interaction_records',
+           'feedback_records', 'chunk_corpus', 'chunk_lookup', 'insert_api_key', 'get_api_key', 'list_api_keys',
+           'revoke_api_key', 'add_usage', 'usage_of', 'append_audit', 'read_audit', 'interactions_between',
+           'interaction_span', 'feedback_between', 'audit_between', 'insert_alerts', 'set_alert_delivery',
+           'read_alerts', 'compact_store', 'has_governance', 'governance_write', 'audit_entry_hash',
+           'append_governance_audit', 'governance_audit_rows', 'insert_registry_version', 'registry_version',
+           'registry_versions', 'insert_alias_event', 'alias_history', 'alias_stamp', 'insert_evaluation',
+           'evaluations_of', 'manifest_rows', 'pii_totals']
 
 # %% ../../nbs/15_store.ipynb #06dd5b21
 STATE_FILE = 'state.sqlite'
@@ -77,6 +83,45 @@ MIGRATIONS = [
           BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
         CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
           BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;"""),
+    (5, 'monitoring alerts: every rule that fired (or could not be measured) in `monitor check`, and its delivery',
+     """CREATE TABLE IF NOT EXISTS alerts(
+          id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL, rule TEXT NOT NULL, kpi TEXT NOT NULL,
+          status TEXT NOT NULL, value REAL, op TEXT, threshold REAL, window_start REAL, window_end REAL,
+          message TEXT NOT NULL, delivered TEXT);
+        CREATE INDEX IF NOT EXISTS alerts_created ON alerts(created);"""),
+    (6, 'governance: registry of assistant versions, alias history (rollback), evaluation records, hash-chained audit trail',
+     """CREATE TABLE IF NOT EXISTS registry_versions(
+          name TEXT NOT NULL, version INTEGER NOT NULL, created REAL NOT NULL, created_by TEXT NOT NULL, parent INTEGER,
+          config TEXT NOT NULL, config_sha256 TEXT NOT NULL, lineage TEXT NOT NULL, note TEXT, PRIMARY KEY(name, version));
+        CREATE TABLE IF NOT EXISTS registry_aliases(
+          id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, alias TEXT NOT NULL, version INTEGER, action TEXT NOT NULL,
+          created REAL NOT NULL, created_by TEXT NOT NULL, reason TEXT, evaluation_id INTEGER);
+        CREATE INDEX IF NOT EXISTS registry_aliases_name ON registry_aliases(name, alias, id);
+        CREATE TABLE IF NOT EXISTS registry_evaluations(
+          id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, version INTEGER NOT NULL, created REAL NOT NULL,
+          created_by TEXT NOT NULL, config_sha256 TEXT NOT NULL, index_generation TEXT, ok INTEGER NOT NULL, error TEXT,
+          params TEXT NOT NULL, gates TEXT NOT NULL, gates_passed INTEGER NOT NULL, metrics_json TEXT, metrics_sha256 TEXT,
+          report_html TEXT, report_notebook TEXT);
+        CREATE INDEX IF NOT EXISTS registry_evaluations_version ON registry_evaluations(name, version, id);
+        CREATE TABLE IF NOT EXISTS governance_audit(
+          seq INTEGER PRIMARY KEY, ts REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL,
+          reason TEXT, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+        CREATE TRIGGER IF NOT EXISTS registry_versions_no_update BEFORE UPDATE ON registry_versions
+          BEGIN SELECT RAISE(ABORT, 'registry versions are immutable: register a new version'); END;
+        CREATE TRIGGER IF NOT EXISTS registry_versions_no_delete BEFORE DELETE ON registry_versions
+          BEGIN SELECT RAISE(ABORT, 'registry versions are immutable: register a new version'); END;
+        CREATE TRIGGER IF NOT EXISTS registry_aliases_no_update BEFORE UPDATE ON registry_aliases
+          BEGIN SELECT RAISE(ABORT, 'alias history is append-only'); END;
+        CREATE TRIGGER IF NOT EXISTS registry_aliases_no_delete BEFORE DELETE ON registry_aliases
+          BEGIN SELECT RAISE(ABORT, 'alias history is append-only'); END;
+        CREATE TRIGGER IF NOT EXISTS registry_evaluations_no_update BEFORE UPDATE ON registry_evaluations
+          BEGIN SELECT RAISE(ABORT, 'evaluation records are append-only'); END;
+        CREATE TRIGGER IF NOT EXISTS registry_evaluations_no_delete BEFORE DELETE ON registry_evaluations
+          BEGIN SELECT RAISE(ABORT, 'evaluation records are append-only'); END;
+        CREATE TRIGGER IF NOT EXISTS governance_audit_no_update BEFORE UPDATE ON governance_audit
+          BEGIN SELECT RAISE(ABORT, 'governance_audit is append-only'); END;
+        CREATE TRIGGER IF NOT EXISTS governance_audit_no_delete BEFORE DELETE ON governance_audit
+          BEGIN SELECT RAISE(ABORT, 'governance_audit is append-only'); END;"""),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0] if MIGRATIONS else 1  # what this code writes
 OLDEST_MIGRATABLE = 1  # older stores cannot be migrated: re-ingest into a new workspace
@@ -715,3 +760,184 @@ def read_audit(con:sqlite3.Connection, key_id:str|None=None, since:float|None=No
     q = f"SELECT * FROM audit_log WHERE {' AND '.join(conds) or '1'} ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else '')
     return [dict(r, doc_ids=json.loads(r['doc_ids'])) for r in reversed(con.execute(q, args).fetchall())]
 
+
+# %% ../../nbs/15_store.ipynb #63b9d8e1
+def interactions_between(con:sqlite3.Connection, since:float|None=None, until:float|None=None, # UNIX times; None = open
+                         columns:list[str]|None=None, # columns of `interactions` (default all)
+                        )->list[sqlite3.Row]:
+    "Interactions with `since <= created < until`, oldest first."
+    cols = list(columns or INTERACTION_COLUMNS)
+    bad = [c for c in cols if c not in INTERACTION_COLUMNS]
+    if bad: raise ValueError(f"interaction column(s) {', '.join(bad)}: use {', '.join(INTERACTION_COLUMNS)}")
+    if not _has_table(con, 'interactions'): return []
+    return con.execute(f"SELECT {', '.join(cols)} FROM interactions WHERE created >= ? AND created < ? ORDER BY created, id",
+                       (-1e18 if since is None else since, 1e18 if until is None else until)).fetchall()
+
+def interaction_span(con:sqlite3.Connection)->tuple[float|None, float|None, int]:
+    "(first created, last created, count) of the interaction log."
+    if not _has_table(con, 'interactions'): return (None, None, 0)
+    r = con.execute("SELECT min(created), max(created), count(*) FROM interactions").fetchone()
+    return (r[0], r[1], r[2])
+
+def feedback_between(con:sqlite3.Connection, since:float|None=None, until:float|None=None)->list[sqlite3.Row]:
+    "Feedback on the interactions created in the window (thumbs, rating, its interaction's `created`), by feedback id."
+    if not _has_table(con, 'feedback'): return []
+    return con.execute("""SELECT f.id, f.interaction_id, f.created, f.thumbs, f.rating, i.created AS interaction_created
+                          FROM feedback f JOIN interactions i ON f.interaction_id = i.id
+                          WHERE i.created >= ? AND i.created < ? ORDER BY f.id""",
+                       (-1e18 if since is None else since, 1e18 if until is None else until)).fetchall()
+
+def audit_between(con:sqlite3.Connection, since:float|None=None, until:float|None=None)->list[sqlite3.Row]:
+    "ts, endpoint, status and latency_ms of the server's audit entries in the window (empty without a server log)."
+    if not _has_table(con, 'audit_log'): return []
+    return con.execute("SELECT ts, endpoint, status, latency_ms FROM audit_log WHERE ts >= ? AND ts < ? ORDER BY id",
+                       (-1e18 if since is None else since, 1e18 if until is None else until)).fetchall()
+
+ALERT_FIELDS = ('created', 'rule', 'kpi', 'status', 'value', 'op', 'threshold', 'window_start', 'window_end', 'message', 'delivered')
+
+def insert_alerts(con:sqlite3.Connection, alerts:list[dict])->list[int]:
+    "Store alert rows (dicts with ALERT_FIELDS; `created` defaults to now) in one transaction; their ids."
+    ids = []
+    with con:
+        for a in alerts:
+            cur = con.execute(f"INSERT INTO alerts({', '.join(ALERT_FIELDS)}) VALUES ({','.join('?' * len(ALERT_FIELDS))})",
+                              tuple(a.get(f, time.time() if f == 'created' else None) for f in ALERT_FIELDS))
+            ids.append(cur.lastrowid)
+    return ids
+
+def set_alert_delivery(con:sqlite3.Connection, ids:list[int], delivered:str):
+    "Record where (or why not) alerts were delivered, e.g. `webhook 200` or `webhook failed: ...`."
+    with con: con.executemany("UPDATE alerts SET delivered = ? WHERE id = ?", [(delivered, i) for i in ids])
+
+def read_alerts(con:sqlite3.Connection, since:float|None=None, limit:int|None=None)->list[dict]:
+    "Alert rows, oldest first (from `since`, the last `limit`); empty when the store predates alerts."
+    if not _has_table(con, 'alerts'): return []
+    q = "SELECT * FROM alerts WHERE created >= ? ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else '')
+    return [dict(r) for r in reversed(con.execute(q, (since or 0,)).fetchall())]
+
+def compact_store(con:sqlite3.Connection)->dict:
+    "VACUUM the store and truncate its write-ahead log (maintenance; run it without a writer at work): sizes before/after."
+    db = con_path(con)
+    size = lambda: sum(p.stat().st_size for p in (db, Path(f"{db}-wal")) if p.exists()) if db else None
+    before = size()
+    con.execute('VACUUM'); con.execute('PRAGMA wal_checkpoint(TRUNCATE)')
+    return dict(bytes_before=before, bytes_after=size())
+
+
+# %% ../../nbs/15_store.ipynb #4670bab9
+import hashlib
+
+GOVERNANCE_TABLES = ('registry_versions', 'registry_aliases', 'registry_evaluations', 'governance_audit')
+GENESIS_HASH = '0' * 64  # the `prev_hash` of the first audit entry
+AUDIT_CHAIN_FIELDS = ('seq', 'ts', 'actor', 'action', 'subject', 'reason', 'detail', 'prev_hash')
+
+def has_governance(con:sqlite3.Connection)->bool:
+    "Whether the store has the governance tables (schema version 6 or later)."
+    return all(_has_table(con, t) for t in GOVERNANCE_TABLES)
+
+@contextmanager
+def governance_write(con:sqlite3.Connection):
+    "An IMMEDIATE transaction for registry changes and their audit entries: all committed, or none."
+    if con.in_transaction: raise StoreError("governance_write needs a connection without an open transaction: commit or roll back first")
+    con.execute('BEGIN IMMEDIATE')
+    try: yield con
+    except BaseException: con.execute('ROLLBACK'); raise
+    else: con.execute('COMMIT')
+
+def audit_entry_hash(entry:dict)->str:
+    "The chain hash of an audit entry: sha256 of its fields (AUDIT_CHAIN_FIELDS, canonical JSON), prev_hash included."
+    body = json.dumps([entry[f] for f in AUDIT_CHAIN_FIELDS], sort_keys=True, ensure_ascii=False, separators=(',', ':'))
+    return hashlib.sha256(body.encode('utf-8')).hexdigest()
+
+def append_governance_audit(con:sqlite3.Connection, actor:str, action:str, subject:str, detail:dict,
+                            reason:str|None=None, ts:float|None=None)->dict:
+    "Append one chained audit entry inside the caller's `governance_write` transaction; the entry with its hash."
+    last = con.execute("SELECT seq, hash FROM governance_audit ORDER BY seq DESC LIMIT 1").fetchone()
+    e = dict(seq=(last['seq'] + 1) if last else 1, ts=float(ts if ts is not None else time.time()), actor=str(actor),
+             action=str(action), subject=str(subject), reason=reason,
+             detail=json.dumps(detail, sort_keys=True, default=str, ensure_ascii=False), prev_hash=last['hash'] if last else GENESIS_HASH)
+    e['hash'] = audit_entry_hash(e)
+    con.execute(f"INSERT INTO governance_audit({', '.join(AUDIT_CHAIN_FIELDS)}, hash) VALUES ({','.join('?' * (len(AUDIT_CHAIN_FIELDS) + 1))})",
+                tuple(e[f] for f in AUDIT_CHAIN_FIELDS) + (e['hash'],))
+    return e
+
+def governance_audit_rows(con:sqlite3.Connection)->list[dict]:
+    "Every audit entry in `seq` order, as stored (detail as JSON text, so the hash can be recomputed)."
+    if not _has_table(con, 'governance_audit'): return []
+    return [dict(r) for r in con.execute("SELECT * FROM governance_audit ORDER BY seq")]
+
+def insert_registry_version(con:sqlite3.Connection, name:str, created_by:str, config:dict, config_sha256:str, lineage:dict,
+                            parent:int|None=None, note:str|None=None)->int:
+    "Insert the next version of `name` (1, 2, ...) inside the caller's transaction; its number."
+    v = con.execute("SELECT coalesce(max(version), 0) + 1 FROM registry_versions WHERE name = ?", (name,)).fetchone()[0]
+    con.execute("INSERT INTO registry_versions VALUES (?,?,?,?,?,?,?,?,?)",
+                (name, v, time.time(), created_by, parent, json.dumps(config, sort_keys=True), config_sha256,
+                 json.dumps(lineage, sort_keys=True, default=str), note))
+    return v
+
+def _version_row(r)->dict:
+    return dict(r, config=json.loads(r['config']), lineage=json.loads(r['lineage']))
+
+def registry_version(con:sqlite3.Connection, name:str, version:int)->dict|None:
+    "One version's row (config and lineage decoded), or None."
+    if not _has_table(con, 'registry_versions'): return None
+    r = con.execute("SELECT * FROM registry_versions WHERE name = ? AND version = ?", (name, int(version))).fetchone()
+    return _version_row(r) if r else None
+
+def registry_versions(con:sqlite3.Connection, name:str|None=None)->list[dict]:
+    "Every version (of one name), by name and version."
+    if not _has_table(con, 'registry_versions'): return []
+    q = "SELECT * FROM registry_versions" + (" WHERE name = ?" if name else '') + " ORDER BY name, version"
+    return [_version_row(r) for r in con.execute(q, (name,) if name else ())]
+
+def insert_alias_event(con:sqlite3.Connection, name:str, alias:str, version:int|None, action:str, created_by:str,
+                       reason:str|None=None, evaluation_id:int|None=None)->int:
+    "Append one alias change (promote, rollback, remove) inside the caller's transaction; its id."
+    return con.execute("""INSERT INTO registry_aliases(name, alias, version, action, created, created_by, reason, evaluation_id)
+                          VALUES (?,?,?,?,?,?,?,?)""", (name, alias, version, action, time.time(), created_by, reason,
+                                                        evaluation_id)).lastrowid
+
+def alias_history(con:sqlite3.Connection, name:str|None=None, alias:str|None=None)->list[dict]:
+    "Alias changes, oldest first (of one name, one alias)."
+    if not _has_table(con, 'registry_aliases'): return []
+    conds, args = [], []
+    if name is not None: conds.append('name = ?'); args.append(name)
+    if alias is not None: conds.append('alias = ?'); args.append(alias)
+    return [dict(r) for r in con.execute(f"SELECT * FROM registry_aliases WHERE {' AND '.join(conds) or '1'} ORDER BY id", args)]
+
+def alias_stamp(con:sqlite3.Connection)->int:
+    "A number that changes whenever any alias changes (the last alias event's id; 0 when none): one indexed read."
+    if not _has_table(con, 'registry_aliases'): return 0
+    return con.execute("SELECT coalesce(max(id), 0) FROM registry_aliases").fetchone()[0]
+
+def insert_evaluation(con:sqlite3.Connection, name:str, version:int, created_by:str, config_sha256:str,
+                      index_generation:str|None, ok:bool, error:str|None, params:dict, gates:list, gates_passed:bool,
+                      metrics_json:str|None, metrics_sha256:str|None, report_html:str|None, report_notebook:str|None)->int:
+    "Record one evaluation run of a version inside the caller's transaction; its id."
+    return con.execute("""INSERT INTO registry_evaluations(name, version, created, created_by, config_sha256, index_generation,
+                          ok, error, params, gates, gates_passed, metrics_json, metrics_sha256, report_html, report_notebook)
+                          VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                       (name, int(version), time.time(), created_by, config_sha256, index_generation, int(bool(ok)), error,
+                        json.dumps(params, sort_keys=True, default=str), json.dumps(gates, default=str), int(bool(gates_passed)),
+                        metrics_json, metrics_sha256, report_html, report_notebook)).lastrowid
+
+def evaluations_of(con:sqlite3.Connection, name:str, version:int|None=None)->list[dict]:
+    "Evaluation records of a name (one version), oldest first, with params and gates decoded."
+    if not _has_table(con, 'registry_evaluations'): return []
+    q = "SELECT * FROM registry_evaluations WHERE name = ?" + (" AND version = ?" if version is not None else '') + " ORDER BY id"
+    rows = con.execute(q, (name, int(version)) if version is not None else (name,)).fetchall()
+    return [dict(r, params=json.loads(r['params']), gates=json.loads(r['gates']), ok=bool(r['ok']),
+                 gates_passed=bool(r['gates_passed'])) for r in rows]
+
+def manifest_rows(con:sqlite3.Connection)->list[dict]:
+    "The ingest manifest as lineage records it: path, collection, groups, file hash, status, counts; by path."
+    return [dict(path=r['path'], rel=r['rel'], collection=r['collection'], groups=json.loads(r['groups'] or '[]'),
+                 file_hash=r['file_hash'], status=r['status'], n_docs=r['n_docs'], n_chunks=r['n_chunks'])
+            for r in con.execute("SELECT * FROM files ORDER BY path")]
+
+def pii_totals(con:sqlite3.Connection)->dict[str, int]:
+    "Redactions per PII type over the indexed documents (the model card's data section)."
+    out = {}
+    for (p,) in con.execute("SELECT pii FROM documents WHERE status = 'indexed'"):
+        for k, n in (json.loads(p or '{}') or {}).items(): out[k] = out.get(k, 0) + int(n)
+    return dict(sorted(out.items()))

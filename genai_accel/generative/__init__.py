@@ -12,3 +12,4 @@ from .generation import Generator, Generation, GeneratorError, get_generator, Lo
 from .prompts import PromptRegistry, PromptTemplate, PromptError
 from .rag import Assistant, Answer, Citation, RAGError, Playground, render_answer_text
 from .finetune import finetune_generator, finetune_embedder, FinetuneError
+from .synthetic import TabularVAE, TabularGAN, IndependentSynthesizer, make_synthesizer, load_synthesizer, SynthError

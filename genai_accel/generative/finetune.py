@@ -238,6 +238,7 @@ def finetune_generator(pairs:str|Path, # JSONL with one {"prompt": ..., "respons
                       )->dict:
     "Train a LoRA adapter for the generator; returns the run summary (also in `out/summary.json`)."
     t0 = time.perf_counter()
+    # 1. options and data
     s = settings or Settings()
     f = s.finetune
     epochs, lr = epochs or f.generator_epochs, lr or f.generator_lr
@@ -258,6 +259,7 @@ def finetune_generator(pairs:str|Path, # JSONL with one {"prompt": ..., "respons
     path, gguf = resolve_generator_path(s)
     base_id = f"{path}/{gguf}" if gguf else str(path)
     targets = list(f.lora_target_modules) or None  # None: peft's default modules for the architecture
+    # 2. the record: config.json before training
     config = dict(kind='generator', pairs=str(Path(pairs).expanduser().resolve()), base_model=base_id, base_model_path=str(path),
                   gguf_file=gguf, seed=f.seed, val_fraction=f.val_fraction, epochs=epochs, lr=lr, batch_size=batch_size,
                   patience=patience, overfit_gap=f.overfit_gap, lora_r=f.lora_r, lora_alpha=f.lora_alpha,
@@ -265,6 +267,7 @@ def finetune_generator(pairs:str|Path, # JSONL with one {"prompt": ..., "respons
                   precision=precision, optimizer='AdamW', metric=getattr(metric_fn, '__name__', None),
                   torch_threads=torch.get_num_threads())
     run = RunRecord(out, config)
+    # 3. the model: its own copy, wrapped with LoRA
     _seed_everything(f.seed)
     hf_logging.disable_progress_bar()
     tok, model = load_causal_lm(path, gguf, s.models.allow_hub, s.models.convert_cache)  # its own copy, to train
@@ -290,6 +293,7 @@ def finetune_generator(pairs:str|Path, # JSONL with one {"prompt": ..., "respons
                 tot, n = tot + float(l), n + k
         return tot / max(1, n)
 
+    # 4. epochs: train, validate, keep the best adapter state, stop early
     stopper = EarlyStopping(patience, 'min')
     best_state, stopped_early = None, False
     for epoch in range(1, epochs + 1):
@@ -311,9 +315,11 @@ def finetune_generator(pairs:str|Path, # JSONL with one {"prompt": ..., "respons
         if improved: best_state = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
         run.log(dict(epoch=epoch, train_loss=tot / max(1, n), val_loss=vl, best=improved, elapsed_s=round(time.perf_counter() - t0, 1)))
         if stopper.stop and epoch < epochs: stopped_early = True; break
+    # 5. the best adapter, saved
     set_peft_model_state_dict(model, best_state)
     model.eval()
     model.save_pretrained(str(run.out/'adapter'))
+    # 6. the task metric: base (adapter off) against tuned
     val_metric = None
     if metric_fn is not None:
         new_tokens = max(len(tok(r['response'], add_special_tokens=False)['input_ids']) for r in val) + 8
@@ -324,6 +330,7 @@ def finetune_generator(pairs:str|Path, # JSONL with one {"prompt": ..., "respons
         val_metric = dict(name=config['metric'], base=score(base_ans), tuned=score(tuned_ans), n=len(val),
                           examples=[dict(prompt=p, expected=e, base=b, tuned=t)
                                     for p, e, b, t in list(zip(prompts, expected, base_ans, tuned_ans))[:3]])
+    # 7. overfitting signs and the summary
     signs = overfitting_signs(run.history, f.overfit_gap)
     if signs:
         warnings.warn(f"possible overfitting in {run.out}: " + '; '.join(signs[:3]) + (f" (+{len(signs) - 3} more)" if len(signs) > 3 else '')
@@ -479,6 +486,7 @@ def finetune_embedder(source:str|Path, # JSONL of {"query", "passage"} pairs, or
                      )->dict:
     "Fine-tune the embedder with MultipleNegativesRankingLoss and mined hard negatives; returns the run summary."
     t0 = time.perf_counter()
+    # 1. options and data
     s = settings or Settings()
     f = s.finetune
     epochs, lr = epochs or f.embedder_epochs, lr or f.embedder_lr
@@ -491,6 +499,7 @@ def finetune_embedder(source:str|Path, # JSONL of {"query", "passage"} pairs, or
         if len(keep) < 4: raise FinetuneError(f"query_ids: {len(keep)} of them are judged queries of {source}; at least 4 are needed")
         queries, qrels = {q: queries[q] for q in keep}, {q: qrels[q] for q in keep}
     train_q, val_q = split_rows(sorted(qrels), f.val_fraction, f.seed)
+    # 2. libraries and the base model
     import torch
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
@@ -504,6 +513,7 @@ def finetune_embedder(source:str|Path, # JSONL of {"query", "passage"} pairs, or
     offline_mode(s.models.allow_hub); set_threads(s)
     precision = _training_precision(s)
     base = resolve_embedder_path(s)
+    # 3. the record: config.json before training
     config = dict(kind='embedder', source=str(Path(source).expanduser().resolve()), split=split, base_model=base, seed=f.seed,
                   val_fraction=f.val_fraction, epochs=epochs, lr=lr, batch_size=batch_size, hard_negatives=n_neg,
                   negative_depth=f.negative_depth, negative_skip=f.negative_skip, negative_miner='bm25',
@@ -512,6 +522,7 @@ def finetune_embedder(source:str|Path, # JSONL of {"query", "passage"} pairs, or
                   max_seq_length=s.models.max_seq_length, precision=precision, restricted_queries=query_ids is not None,
                   torch_threads=torch.get_num_threads())
     run = RunRecord(out, config)
+    # 4. negatives, model and validation pool
     _seed_everything(f.seed)
     rng = random.Random(f.seed)
     cands = mine_hard_negatives(queries, qrels, corpus, s, depth=max(f.negative_depth, f.validation_pool))
@@ -523,6 +534,7 @@ def finetune_embedder(source:str|Path, # JSONL of {"query", "passage"} pairs, or
     val_queries, val_qrels = {q: queries[q] for q in val_q}, {q: qrels[q] for q in val_q}
     pool = sorted({d for q in val_q for d in qrels[q]} | {d for q in val_q for d in cands[q][:f.validation_pool]})
 
+    # 5. two helpers over the run's data
     def negatives_for(batch, sample:bool)->list[list[str]]:
         "`n_neg` hard negatives per pair: sampled from the mined candidates in training, the best ones in validation."
         if n_neg <= 0: return []
@@ -542,6 +554,7 @@ def finetune_embedder(source:str|Path, # JSONL of {"query", "passage"} pairs, or
                 tot += float(_mnrl_loss(model, loss_fn, b, queries, corpus, negatives_for(b, False), precision)) * len(b); n += len(b)
         return tot / max(1, n), _pool_ndcg(model, val_queries, val_qrels, pool, corpus, precision)
 
+    # 6. epoch 0: the base model
     steps_per_epoch = len(unique_batches(train_pairs, batch_size, random.Random(0)))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     sched = get_linear_schedule_with_warmup(opt, int(0.1 * steps_per_epoch * epochs), steps_per_epoch * epochs)
@@ -551,6 +564,7 @@ def finetune_embedder(source:str|Path, # JSONL of {"query", "passage"} pairs, or
     stopper.step(0, vn)
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     run.log(dict(epoch=0, train_loss=None, val_loss=vl, val_ndcg10=vn, best=True, elapsed_s=round(time.perf_counter() - t0, 1)))
+    # 7. epochs
     stopped_early = False
     for epoch in range(1, epochs + 1):
         model.train()
@@ -570,9 +584,11 @@ def finetune_embedder(source:str|Path, # JSONL of {"query", "passage"} pairs, or
         run.log(dict(epoch=epoch, train_loss=tot / max(1, n), val_loss=vl, val_ndcg10=vn, best=improved,
                      elapsed_s=round(time.perf_counter() - t0, 1)))
         if stopper.stop and epoch < epochs: stopped_early = True; break
+    # 8. the best model, saved
     model.load_state_dict(best_state)
     model.eval()
     model.save(str(run.out/'model'))
+    # 9. warnings and the summary
     # a contrastive loss depends on what else is in the batch, so train and validation losses are not comparable
     # in absolute terms: the embedder is judged by the metric it is selected on
     signs = overfitting_signs(run.history, metric='val_ndcg10')

@@ -21,8 +21,8 @@ from ..data.index import ALL_ACCESS, AllAccess
 
 # %% auto #0
 __all__ = ['INJECTION_PATTERNS', 'InjectionFlag', 'scan_injection', 'Citation', 'Answer', 'parse_citations', 'tidy_answer',
-           'echoes_prompt', 'attribute_sentences', 'RAGError', 'source_entry', 'pack_context', 'Assistant',
-           'render_answer_text', 'render_answer_html', 'Playground', 'demo_questions']
+           'echoes_prompt', 'attribute_sentences', 'RAGError', 'source_entry', 'pack_context', 'Evidence',
+           'sentence_evidence', 'Assistant', 'render_answer_text', 'render_answer_html', 'Playground', 'demo_questions']
 
 # %% ../../nbs/23_rag.ipynb #fdc8a705
 INJECTION_PATTERNS: dict[str, str] = {
@@ -91,7 +91,7 @@ class Answer:
     packed:list # chunk ids packed into the prompt, in source order: packed[n-1] is source [n]
     abstained:bool
     abstain_reason:str|None # weak_support, no_results, model, blocked_injection; None when it answered
-    support:float|None # the best dense cosine similarity between the question and a retrieved chunk
+    support:float|None # the best dense cosine similarity between the question and a retrieved chunk (whole chunks)
     timings:dict # seconds: guard, retrieve, pack, generate, total (and ttft when the model ran)
     usage:dict # prompt_tokens, completion_tokens
     prompt_id:str # name@version of the prompt template
@@ -104,6 +104,7 @@ class Answer:
     removed_sentences:int=0 # repeated or unfinished sentences `tidy_answer` removed
     pii_redacted:dict=field(default_factory=dict) # PII type -> count redacted from the answer
     interaction_id:str|None=None # the logged interaction, for feedback (None when not logged)
+    evidence:Evidence|None=None # the best-supporting retrieved sentence: its score decides abstention (`sentence_evidence`)
 
     def to_dict(self)->dict:
         "The JSON-ready form (the `genai-accel ask --json` document)."
@@ -120,7 +121,8 @@ class Answer:
             model=self.model, question=self.question, finish_reason=self.finish_reason, model_text=self.model_text,
             removed_sentences=self.removed_sentences,
             injection_flags=[asdict(f) for f in self.injection_flags], dropped_citations=self.dropped_citations,
-            pii_redacted=self.pii_redacted, interaction_id=self.interaction_id)
+            pii_redacted=self.pii_redacted, interaction_id=self.interaction_id,
+            evidence=asdict(self.evidence) if self.evidence is not None else None)
 
 # %% ../../nbs/23_rag.ipynb #2905f6bd
 def parse_citations(text:str, # the model's answer
@@ -226,6 +228,43 @@ def pack_context(question:str, # the user's question
         if n <= budget: packed, rendered, used = packed + [h], trial, n
     return packed, rendered, used
 
+# %% ../../nbs/23_rag.ipynb #ev18cd01
+@dataclass
+class Evidence:
+    "The retrieved sentence that best supports answering a question."
+    score:float # similarity + abstain_lexical_weight * overlap: compared with generation.abstain_threshold
+    similarity:float # cosine similarity between the question and the sentence (the embedder's)
+    overlap:float # share of the question's content words (stemmed, stopwords removed) found in the sentence
+    sentence:str # the best sentence
+    chunk_id:str # the chunk it came from
+    n_sentences:int # sentences scored
+
+def sentence_evidence(question:str, # the user's question
+                      hits:list[Hit], # retrieved chunks, best first
+                      embedder, # has `encode(texts) -> L2-normalised rows` (the knowledge base's embedder)
+                      settings:Settings, # generation.evidence_chunks, generation.abstain_lexical_weight, retrieval.bm25_*
+                      lexical_weight:float|None=None, # overrides generation.abstain_lexical_weight (calibration)
+                     )->Evidence|None:
+    "The best-supporting sentence of the top `generation.evidence_chunks` hits; None when they hold no sentence."
+    g = settings.generation
+    w = float(g.abstain_lexical_weight if lexical_weight is None else lexical_weight)
+    sents, owners = [], []
+    for h in hits[:max(1, int(g.evidence_chunks))]:
+        # hard-wrapped lines are one paragraph: a line break alone does not end a sentence here
+        for sent in split_sentences(re.sub(r'(?<=\S)[ \t]*\n(?=[ \t]*[^\s#>|`*-])', ' ', h.text)):
+            sent = sent.strip().lstrip('#').strip()
+            if len(word_tokens(sent)) >= 3 and sent not in sents: sents.append(sent); owners.append(h.chunk_id)
+    if not sents: return None
+    vecs = np.asarray(embedder.encode([question] + sents), dtype=np.float32)
+    sims = vecs[1:] @ vecs[0]
+    toks = bm25_tokenize([question] + sents, settings, return_ids=False)
+    q = set(toks[0])
+    overlap = np.array([len(q & set(t)) / len(q) if q else 0.0 for t in toks[1:]], dtype=np.float32)
+    score = sims + w * overlap
+    best = int(np.argmax(score))
+    return Evidence(round(float(score[best]), 4), round(float(sims[best]), 4), round(float(overlap[best]), 4), sents[best],
+                    owners[best], len(sents))
+
 # %% ../../nbs/23_rag.ipynb #31b45369
 class Assistant:
     "Answers questions from a workspace with citations, or abstains."
@@ -305,9 +344,12 @@ class Assistant:
         sims = self.similarities(question, hits) if hits else []
         support = max(sims, default=None)
         timings['retrieve'] = time.perf_counter() - t
-        ans.update(chunks=hits, support=None if support is None else round(support, 4))
+        t = time.perf_counter()
+        evidence = sentence_evidence(question, hits, self.kb.embedder, self.settings) if hits else None
+        timings['evidence'] = time.perf_counter() - t
+        ans.update(chunks=hits, support=None if support is None else round(support, 4), evidence=evidence)
         if not hits: return done(self._abstain_text(), 'no_results')
-        if support < g.abstain_threshold: return done(self._abstain_text(), 'weak_support')
+        if evidence is None or evidence.score < g.abstain_threshold: return done(self._abstain_text(), 'weak_support')
         t = time.perf_counter()
         budget = int(g.context_tokens) - max_new
         # weakly related chunks distract a small model more than they inform it
@@ -352,14 +394,14 @@ class Assistant:
         return g.api_model or g.api_base
 
 # %% ../../nbs/23_rag.ipynb #295f2196
-_REASONS = dict(weak_support='retrieval support below generation.abstain_threshold', no_results='no document the caller may see matched',
+_REASONS = dict(weak_support='no retrieved sentence supports an answer (evidence below generation.abstain_threshold)', no_results='no document the caller may see matched',
                 model='the model found no answer in the sources', blocked_injection='possible prompt injection (generation.block_injection)')
 
 def render_answer_text(answer:Answer)->str:
     "The answer, its sources and timings as plain text."
     lines = [answer.text, '']
-    if answer.abstained: lines.append(f"(abstained: {_REASONS.get(answer.abstain_reason, answer.abstain_reason)}; "
-                                      f"support {answer.support})")
+    ev = f"evidence {answer.evidence.score}" if answer.evidence is not None else f"support {answer.support}"
+    if answer.abstained: lines.append(f"(abstained: {_REASONS.get(answer.abstain_reason, answer.abstain_reason)}; {ev})")
     by_id = {h.chunk_id: h for h in answer.chunks}
     if answer.citations:
         lines.append('Sources:')
@@ -381,7 +423,7 @@ def render_answer_html(answer:Answer)->str:
     parts = ['<div class="genai-accel-answer">']
     if answer.abstained:
         parts.append(f'<p style="color:#8a6d3b"><b>Abstained</b>: {e(_REASONS.get(answer.abstain_reason, str(answer.abstain_reason)))} '
-                     f'(support {answer.support})</p>')
+                     f'({"evidence " + str(answer.evidence.score) if answer.evidence is not None else "support " + str(answer.support)})</p>')
     parts.append(f'<p class="answer">{text}</p>')
     if answer.injection_flags:
         parts.append('<p style="color:#a94442"><b>Possible prompt injection</b>: '
