@@ -4,15 +4,18 @@ independent-columns baseline and, where SDV is importable, SDV's TVAE and CTGAN 
 Data: scikit-learn's bundled wine table (178 rows, 13 numeric columns, the cultivar as a categorical target) and the ten
 "mean" measurements of its breast cancer table with the diagnosis (569 rows). Each is split 70/30 (seeded): every
 generator fits on the 70% and samples as many rows; `evaluate_synthetic` scores the samples against the 70% with the
-30% as held-out real rows. SDV is never a dependency: install it into a throwaway virtual environment and run this
-script with that interpreter and `--sdv`, or point `--sdv-python` at it (SDV then runs in a subprocess on the same CSVs).
+30% as held-out real rows. SDV is never a dependency: install it into a throwaway virtual environment
+(`python -m venv /tmp/sdvenv && /tmp/sdvenv/bin/pip install torch==2.13.0 sdv`, measured with SDV 2.0.0 / ctgan 0.12.1)
+and pass `--sdv-python /tmp/sdvenv/bin/python`: SDV then fits in a subprocess on the same training CSV with the same
+epochs (its own defaults otherwise: batch 500, CTGAN pac 10 and 256-wide layers; fit time includes its preprocessing).
 """
 import json, os, subprocess, sys, tempfile, textwrap, time
 from pathlib import Path
 from harness import parser, setup, table, save
 
 SDV_SCRIPT = textwrap.dedent('''
-    import json, sys, time, pandas as pd, torch
+    import json, sys, time, warnings, pandas as pd, torch
+    warnings.simplefilter('ignore')
     torch.set_num_threads(int(sys.argv[5]))
     from sdv.metadata import Metadata
     from sdv.single_table import TVAESynthesizer, CTGANSynthesizer
@@ -20,8 +23,9 @@ SDV_SCRIPT = textwrap.dedent('''
     md = Metadata.detect_from_dataframes({'table': train})
     cls = TVAESynthesizer if kind == 'tvae' else CTGANSynthesizer
     m = cls(md, epochs=epochs, enforce_rounding=True, enable_gpu=False)
-    t = time.perf_counter(); m.fit(train); fit_s = time.perf_counter() - t
-    m.sample(len(train)).to_csv(sys.argv[2], index=False)
+    t = time.perf_counter(); m.fit({'table': train}); fit_s = time.perf_counter() - t  # SDV 2 takes {table: frame}
+    out = m.sample(len(train)); out = out['table'] if isinstance(out, dict) else out
+    out.to_csv(sys.argv[2], index=False)
     print(json.dumps(dict(fit_seconds=fit_s)))
 ''')
 

@@ -31,6 +31,8 @@ app = typer.Typer(help="genai_accel: an offline, measured retrieval-augmented as
                   pretty_exceptions_enable=False, add_completion=False)
 eval_app = typer.Typer(help="Evaluate retrieval or answers on judged data.", no_args_is_help=True)
 app.add_typer(eval_app, name='eval')
+from .cli_synth import synth_app  # synthetic tabular data (generative layer); imports its models lazily
+app.add_typer(synth_app, name='synth')
 
 WorkspaceOpt = typer.Option(None, '--workspace', '-w', help="workspace folder (default: settings workspace.path)")
 SettingsOpt = typer.Option(None, '--settings', help="settings file (default: $GENAI_ACCEL_SETTINGS or ./settings.ini)")
@@ -768,13 +770,14 @@ def user_errors()->tuple[type, ...]:
     from genai_accel.generative.rag import RAGError
     from genai_accel.assessment.evaluation import EvalSetError
     from genai_accel.generative.finetune import FinetuneError
+    from genai_accel.generative.synthetic import SynthError
     from genai_accel.deployment.keys import ApiKeyError, AuthError
     from genai_accel.governance.registry import GovernanceError
     from genai_accel.data.store import FeedbackError
     from genai_accel.feedback.improve import ImproveError
     from genai_accel.monitoring.kpis import MonitorError
     return (SettingsError, MonitorError, GovernanceError, ApiKeyError, AuthError, ModelNotFound, SearchError, StoreError, DatasetError, ReportError, GeneratorError, PromptError, RAGError,
-            EvalSetError, FinetuneError, FeedbackError, ImproveError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+            EvalSetError, FinetuneError, SynthError, FeedbackError, ImproveError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 def report_error(kind:str, message:str, code:int, as_json:bool):
     "One line on stderr, or a JSON error document on stdout under `--json`."

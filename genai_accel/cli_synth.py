@@ -10,10 +10,9 @@ import json, sys, traceback
 from pathlib import Path
 from typing import Optional
 import typer
-from .generative.synthetic import SynthError
 
 # %% auto #0
-__all__ = ['synth_app', 'read_table', 'fit', 'sample', 'evaluate', 'run_synth', 'main']
+__all__ = ['synth_app', 'read_table', 'fit', 'sample', 'evaluate']
 
 # %% ../nbs/92_cli_synth.ipynb #739398b7
 synth_app = typer.Typer(help="Synthetic tabular data: fit a VAE or GAN on a CSV, sample from it, evaluate fidelity, utility and privacy.",
@@ -25,6 +24,7 @@ def _emit(obj, as_json:bool, human:str):
 
 def read_table(path:Path, what:str='table'):
     "A CSV as a DataFrame; a missing, empty or unreadable file is a `SynthError` naming it."
+    from genai_accel.generative.synthetic import SynthError  # torch loads only when a synth command runs
     import pandas as pd
     path = Path(path)
     if not path.exists(): raise SynthError(f"{what} {path} not found: give an existing CSV file")
@@ -70,7 +70,7 @@ def sample(model_dir:Path = typer.Argument(..., help="folder written by `synth f
            condition:Optional[str] = typer.Option(None, help="COLUMN=VALUE: only rows of this category"),
            as_json:bool = typer.Option(False, '--json', help="print one JSON document on stdout")):
     "Sample synthetic rows from a saved synthesizer into a CSV."
-    from genai_accel.generative.synthetic import load_synthesizer
+    from genai_accel.generative.synthetic import load_synthesizer, SynthError
     cond = None
     if condition is not None:
         if '=' not in condition: raise SynthError(f"--condition {condition!r} must be COLUMN=VALUE")
@@ -100,28 +100,3 @@ def evaluate(real:Path = typer.Argument(..., help="CSV the synthesizer was fitte
              f"privacy: exact copies {p['exact_copy_rate']:.1%}, DCR ratio {p['dcr_ratio']}, membership AUC {p['membership_auc']}",
              f"holdout: {r['holdout']}"]
     _emit(r, as_json, '\n'.join(human))
-
-# %% ../nbs/92_cli_synth.ipynb #f0db3dbf
-def run_synth(argv:list[str]|None=None)->int:
-    "Run `synth` on `argv`; the exit code: 0 ok, 2 a usage or input error (one line), 3 internal."
-    argv = list(sys.argv[1:] if argv is None else argv)
-    as_json = '--json' in argv
-    def fail(kind, msg, code):
-        if as_json: sys.stdout.write(json.dumps(dict(error=dict(type=kind, message=msg, exit_code=code))) + '\n')
-        else: typer.echo(f"error: {msg}", err=True)
-        return code
-    try:
-        synth_app(args=argv, prog_name='genai-accel synth', standalone_mode=False)
-        return 0
-    except SynthError as e: return fail('input', str(e), 2)
-    except (FileNotFoundError, NotADirectoryError, PermissionError) as e: return fail('input', str(e), 2)
-    except Exception as e:
-        if type(e).__name__ in ('UsageError', 'BadParameter', 'MissingParameter', 'NoSuchOption'):
-            return fail('usage', e.format_message(), 2)
-        if type(e).__name__ == 'Exit': return e.exit_code
-        if '--debug' in argv: traceback.print_exc()
-        return fail('internal', f"{type(e).__name__}: {e}", 3)
-
-def main():
-    "Console entry point of the sub-app alone (`python -c 'from genai_accel.cli_synth import main; main()' ...`)."
-    raise SystemExit(run_synth())

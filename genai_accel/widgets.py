@@ -13,9 +13,9 @@ from .data.store import open_store, file_records, list_documents, chunk_texts
 from .data.index import KnowledgeBase, ALL_ACCESS, SearchError
 
 # %% auto #0
-__all__ = ['CORPUS_VIEWS', 'RETRIEVAL_MODES', 'EVAL_STAGES', 'manifest_failures', 'corpus_frames', 'CorpusExplorer',
-           'compare_modes', 'filtered_out', 'RetrievalDebugger', 'load_eval_run', 'failures_by_stage',
-           'candidate_table', 'EvalExplorer']
+__all__ = ['CORPUS_VIEWS', 'RETRIEVAL_MODES', 'EVAL_STAGES', 'MONITOR_KPIS', 'manifest_failures', 'corpus_frames',
+           'CorpusExplorer', 'compare_modes', 'filtered_out', 'RetrievalDebugger', 'load_eval_run', 'failures_by_stage',
+           'candidate_table', 'EvalExplorer', 'monitor_frames', 'MonitoringPanel']
 
 # %% ../nbs/93_widgets.ipynb #c8d10b7a
 def _table(df, max_rows:int=50)->str:
@@ -354,6 +354,85 @@ class EvalExplorer:
         self.stages_out.value = _table(failures_by_stage(df), 100)
         self.output.value = _table(df.assign(answer=df.answer.map(_short), question=df.question.map(_short)), self.max_rows.value)
         return self.output.value
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)
+
+# %% ../nbs/93_widgets.ipynb #db43862f
+MONITOR_KPIS = ('volume', 'latency_p95_ms', 'error_rate', 'abstention_rate', 'positive_feedback_rate', 'top_score_p50')
+
+def monitor_frames(workspace:str|Path, # the workspace folder (read only)
+                   window:str='1h', # window length, e.g. 15m, 1h, 1d
+                   since:str|None=None, until:str|None=None, # ISO times or durations ago (default: the whole log)
+                   settings:Settings|None=None,
+                  )->tuple['pd.DataFrame', 'pd.DataFrame']:
+    "`(kpis, alerts)`: one row per window with the headline KPIs, and the recorded alerts (oldest first)."
+    import pandas as pd
+    from genai_accel.monitoring import compute_kpis
+    from genai_accel.data.store import open_store, read_alerts, state_path
+    s = settings or Settings()
+    if not state_path(workspace).is_file(): raise ValueError(f"{workspace} is not a workspace (no state.sqlite): pass the folder the assistant logs into")
+    k = compute_kpis(workspace, since, until, window, settings=s, groundedness_sample=0)
+    def row(w):
+        ts = w.get('top_score') or {}
+        return dict(start=w['start'], volume=w['volume'], latency_p95_ms=(w.get('latency_ms') or {}).get('total', {}).get('p95'),
+                    error_rate=w.get('error_rate'), abstention_rate=w.get('abstention_rate'),
+                    positive_feedback_rate=w.get('positive_feedback_rate'), top_score_p50=ts.get('p50') if isinstance(ts, dict) else None)
+    kpis = pd.DataFrame([row(w) for w in k['windows']], columns=['start', *MONITOR_KPIS])
+    con = open_store(workspace, readonly=True)
+    try: alerts = pd.DataFrame(read_alerts(con))
+    finally: con.close()
+    return kpis, alerts
+
+# %% ../nbs/93_widgets.ipynb #ea62576d
+class MonitoringPanel:
+    "KPI trends per window and recorded alerts of a workspace (read only)."
+    def __init__(self,
+                 workspace:str|Path, # the workspace folder the assistant logs into
+                 window:str='1h', # window length
+                 kpi:str='latency_p95_ms', # the KPI plotted first
+                 settings:Settings|None=None,
+                ):
+        import ipywidgets as w
+        self.workspace, self.settings = Path(workspace), settings
+        self.kpis = self.alerts = None
+        self.window = w.Text(value=window, description='Window')
+        self.since = w.Text(value='', placeholder='ISO time (empty: all)', description='Since')
+        self.until = w.Text(value='', placeholder='ISO time (empty: now)', description='Until')
+        self.kpi = w.Dropdown(options=list(MONITOR_KPIS), value=kpi, description='Plot')
+        self.button = w.Button(description='Refresh', button_style='primary')
+        self.output, self.plot, self.alerts_output = w.HTML(), w.Output(), w.HTML()
+        self.button.on_click(self.refresh)
+        self.kpi.observe(lambda _: self._draw(), names='value')
+        self.widget = w.VBox([w.HBox([self.window, self.since, self.until]), w.HBox([self.kpi, self.button]),
+                              self.plot, self.output, self.alerts_output])
+        self.widget.add_class('genai-accel-monitoring-panel')
+
+    def refresh(self, _=None)->str:
+        "Recompute the KPIs and read the alerts; shows and returns the KPI table's HTML."
+        try:
+            self.kpis, self.alerts = monitor_frames(self.workspace, self.window.value.strip() or '1h',
+                                                    self.since.value.strip() or None, self.until.value.strip() or None, self.settings)
+        except Exception as e:  # bad times or windows, a missing workspace: shown, not raised into the notebook
+            self.output.value, self.alerts_output.value = _error(e), ''
+            return self.output.value
+        self.output.value = f"<p>{len(self.kpis)} windows</p>" + _table(self.kpis, 500)
+        self.alerts_output.value = (f"<p><b>Alerts</b>: {len(self.alerts)}</p>" + _table(self.alerts, 100) if len(self.alerts)
+                                    else "<p><b>Alerts</b>: none recorded</p>")
+        self._draw()
+        return self.output.value
+
+    def _draw(self):
+        if self.kpis is None or not len(self.kpis): return
+        import matplotlib.pyplot as plt, pandas as pd
+        self.plot.clear_output(wait=True)
+        with self.plot:
+            fig, ax = plt.subplots(figsize=(7, 2.6))
+            y = pd.to_numeric(self.kpis[self.kpi.value], errors='coerce')
+            ax.plot(pd.to_datetime(self.kpis.start), y, marker='o')
+            ax.set_ylabel(self.kpi.value); ax.grid(alpha=0.3); fig.autofmt_xdate()
+            plt.show()
 
     def _ipython_display_(self):
         from IPython.display import display

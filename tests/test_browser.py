@@ -74,6 +74,11 @@ def test_home_notebook_runs_in_jupyterlab(lab, page):
     "JupyterLab opens the home notebook; Run All executes every cell in the project's kernel without an error."
     page.goto(f"{lab['url']}/lab/tree/index.ipynb?token={TOKEN}")
     page.wait_for_selector('.jp-Notebook .jp-Cell', timeout=120_000)
+    # nbdev-clean keeps no kernelspec in the notebook, so JupyterLab asks once, proposing the project's kernel
+    select = page.locator('.jp-Dialog button.jp-mod-accept')
+    select.wait_for(timeout=60_000)
+    assert 'genai_accel' in page.locator('.jp-Dialog').inner_text()
+    select.click()
     page.wait_for_function("""() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
         return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel
                && w.sessionContext.session.kernel.status === 'idle'; }""", timeout=120_000)
@@ -97,17 +102,18 @@ def test_corpus_explorer_lists_the_planted_duplicate(lab, page):
     assert len(rows) == 1 and 'pass' in rows[0] and 'default/pass' in rows[0], rows
 
 def test_playground_answers_with_sources_and_stores_feedback(lab, page):
+    from playwright.sync_api import expect
     from genai_accel.data.store import open_store, feedback_records, interaction_records
     box = page.get_by_placeholder('Ask a question about the documents')
     box.scroll_into_view_if_needed()
     box.fill('What does the break statement do?')
-    page.get_by_role('button', name='Ask', exact=True).click()
-    page.wait_for_function("() => document.querySelector('.jp-Notebook').innerText.includes('Sources')", timeout=180_000)
     pg = page.locator('.widget-vbox', has=page.get_by_placeholder('Ask a question about the documents')).last
+    page.get_by_role('button', name='Ask', exact=True).click()
+    expect(pg).to_contain_text('Sources', timeout=180_000)  # the answer rendered, with its sources
     pg.screenshot(path=str(SHOTS/'03_playground_answer.png'))
     assert 'break.md' in pg.inner_text(), pg.inner_text()[:2000]
     page.get_by_role('button', name='👍 helpful').click()
-    page.wait_for_function("() => document.querySelector('.jp-Notebook').innerText.includes('feedback stored')", timeout=60_000)
+    expect(pg).to_contain_text('feedback stored', timeout=60_000)
     pg.screenshot(path=str(SHOTS/'04_playground_feedback.png'))
     con = open_store(lab['tour']/'workspace', readonly=True)
     try:

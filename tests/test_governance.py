@@ -77,8 +77,9 @@ def test_evaluation_is_of_exactly_that_version(reg):
         assert [c['name'] for c in m['candidates']] == [f'qa@{v}']  # the report judged this version and nothing else
         assert {g['candidate'] for g in m['gates']} == {f'qa@{v}'}
         assert m['parameters']['workspace'] == str(reg['ws'].resolve())
-    m2 = json.loads(Path(reg['evals'][2]['json']).read_text())['candidates'][0]
-    assert (m2['config']['mode'], m2['config']['k']) == ('bm25', 3)  # the version's retrieval settings reached the report
+    m2 = json.loads(Path(reg['evals'][2]['json']).read_text())['candidates'][0]['resolved']
+    assert (m2['mode'], m2['k']) == ('bm25', 3)  # the version's retrieval settings reached the report's kernel
+    assert m2['index_generation'] == (reg['ws']/'index'/'CURRENT').read_text().strip()
     assert Path(reg['evals'][1]['html']).is_file()
 
 

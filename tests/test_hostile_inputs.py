@@ -117,7 +117,7 @@ def test_300k_row_csv_bounded_memory(tmp_path):
     d = tmp_path/'in'; d.mkdir()
     with open(d/'rows.csv', 'w') as f:
         f.write('id,text\n')
-        for i in range(300_000): f.write(f"r{i},Record {i}: {' '.join(rnd.choice(words) for _ in range(8))}.\n")
+        for i in range(300_000): f.write(f"r{i},Record {i}: {' '.join(rnd.choice(words) for _ in range(5))}.\n")
     assert 12 * 2**20 < (d/'rows.csv').stat().st_size < 20 * 2**20
     env = cli_env(OMP_NUM_THREADS=1, GENAI_ACCEL_MODELS_THREADS=1, TOKENIZERS_PARALLELISM='false')
     env['PYTHONPATH'] = os.pathsep.join([str(ROOT), env.get('PYTHONPATH', '')])

@@ -62,5 +62,9 @@ def test_jupyterlab_opens_the_notebooks(tmp_path):
         assert {'00_core.ipynb', '10_data.ipynb', 'reports'} <= names, names
         page = urllib.request.urlopen(urllib.request.Request(f'http://127.0.0.1:{port}/lab', headers={'Authorization': f'token {token}'}), timeout=10).read().decode()
         assert 'JupyterLab' in page
+        # a notebook's content through the contents API: the home notebook, as JupyterLab opens it
+        req = urllib.request.Request(f'http://127.0.0.1:{port}/api/contents/index.ipynb?content=1', headers={'Authorization': f'token {token}'})
+        nb = json.loads(urllib.request.urlopen(req, timeout=10).read())
+        assert nb['type'] == 'notebook' and nb['content']['cells'][0]['source'].startswith('# genai_accel'), nb.get('type')
     finally:
         p.terminate(); p.wait(timeout=30)

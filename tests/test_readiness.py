@@ -62,13 +62,38 @@ def test_readiness_json_has_every_score(report):
     assert data['corpus_chunks'] == rep['corpus_chunks']['count'] > 0
 
 
+
 def test_readiness_html_shows_data_section(report):
     r, _ = report
     html = r.html.read_text()
-    for heading in ('Data readiness', 'Data: what to fix first', 'Duplicates', 'Personal data', 'Topic coverage', 'Retrieval self-test'):
+    for heading in ('Data readiness', 'Data: what to fix first', 'Duplicates', 'Personal data', 'Topic coverage', 'Retrieval self-test',
+                    'the synthetic-data option'):
         assert heading in html, heading
     assert 'assess_data(' not in html  # no code cells
     assert html.count('data:image/png') >= 5  # lengths, duplicates, PII, staleness, topics (+ capacity)
+
+
+def test_readiness_offers_synthetic_data_for_a_small_personal_table(tmp_path):
+    "A small tabular source with personal data: the report offers synthetic data, with a quick fit's measured figures."
+    import numpy as np, pandas as pd
+    corpus = tmp_path/'tables'; corpus.mkdir()
+    (corpus/'readme.md').write_text('# Staff data\n\nThe staff table lists departments, grades and salaries.\n')
+    rng = np.random.default_rng(0)
+    dept = rng.choice(['sales', 'ops', 'it'], 300, p=[0.5, 0.3, 0.2])
+    pd.DataFrame(dict(id=[f'e{i}' for i in range(300)], text=[f'employee record {i}' for i in range(300)], department=dept,
+                      grade=rng.integers(1, 6, 300), salary=np.round(30000 + 9000 * (dept == 'it') + rng.normal(0, 3000, 300)),
+                      email=[f'person{i}@corp.example' for i in range(300)])).to_csv(corpus/'staff.csv', index=False)
+    r = run_report('readiness', {'data_path': str(corpus), 'sample_size': '50', 'seed': '0', 'quick': 'true',
+                                 'include_generator': 'false', 'expected_users': '2'}, tmp_path/'out')
+    assert r.ok, r.error
+    rep = _strict_json(r.json)
+    (opt,) = rep['synthetic']
+    assert opt['source'] == 'staff.csv' and opt['offered'] is True, opt
+    assert any(x.startswith('small: 300 rows') for x in opt['reasons']) and 'email' in opt['dropped_columns'], opt
+    q = opt['quick_fit']
+    assert 0 <= q['fidelity'] <= 1 and q['exact_copy_rate'] == 0 and q['dcr_ratio'] > 0, q
+    assert 'person7@corp.example' not in r.json.read_text() and 'person7@corp.example' not in r.html.read_text()
+    assert 'the synthetic-data option' in r.html.read_text()
 
 
 @pytest.mark.slow

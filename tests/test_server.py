@@ -214,6 +214,22 @@ def test_schemathesis(site):
             except Exception as e: failures.append(f"{case.method} {case.path}: {str(e)[:500]}")
         run()
     assert n >= 40 and not failures, failures[:5]
+    # negative examples (wrong types, missing fields, bad values) and bad keys: always a 4xx, never a 5xx
+    from schemathesis import GenerationMode
+    bad, m = [], 0
+    for op in schema.get_all_operations():
+        op = op.ok()
+        if op.method.upper() != 'POST': continue
+        @hsettings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+        @given(case=op.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+        def neg(case):
+            nonlocal m
+            m += 1
+            for headers in (H(site, 'public'), {'Authorization': 'Bearer gak-000000000000.' + 'x' * 43}):
+                r = case.call(headers=headers, timeout=120)
+                if not 400 <= r.status_code < 500: bad.append(f"{case.method} {case.path} {case.body!r:.200} -> {r.status_code}")
+        neg()
+    assert m >= 20 and not bad, bad[:5]
 
 # ---------------------------------------------------------------- hot updates and shutdown
 @pytest.mark.slow
@@ -247,36 +263,36 @@ def test_ingest_while_serving(site):
     for t in threads: t.join()
     bad = [x for x in results if x[1] != 200]
     assert len(results) > 20 and not bad, (len(results), bad[:5])
-    for q, want in ((token, 'notes/quokka'), ('WOMBAT-CLI-8812', 'notes/wombat')):
+    for q, want in ((token, 'notes/quokka.md'), ('WOMBAT-CLI-8812', 'notes/wombat.md')):
         r = post(site, '/v1/search', {'query': q, 'mode': 'bm25', 'k': 3})
         assert r.status_code == 200 and r.json()['results'][0]['collection'] + '/' + r.json()['results'][0]['doc_id'] == want
 
 @pytest.mark.slow
 def test_sigterm_finishes_in_flight(site, tmp_path):
-    "SIGTERM while answers, searches and feedback are in flight: all complete; nothing that got 200 is lost."
+    "SIGTERM while answers, searches and feedback are in flight: all accepted requests complete; no feedback that got 200 is lost."
     p, url = start_server(site['ws'], site['env'], free_port())
     s2 = dict(site, url=url)
     out, iid = [], post(s2, '/v1/search', {'query': 'assert'}).json().get('interaction_id') or 'none'
     def one(i):
         path, body = [('/v1/answer', {'question': ANSWER_Q, 'max_tokens': 24}), ('/v1/search', {'query': f'assert {i}'}),
                       ('/v1/feedback', {'interaction_id': iid, 'rating': 4, 'event_id': f'sigterm-{i}'})][i % 3]
-        try: r = post(s2, path, body); out.append((i, path, r.status_code, r.text))
-        except httpx.HTTPError as e: out.append((i, path, repr(e), ''))
+        try: r = post(s2, path, body); out.append((i, path, r.status_code, time.time()))
+        except httpx.ConnectError: out.append((i, path, 'refused', time.time()))  # never accepted: the port had closed
+        except httpx.HTTPError as e: out.append((i, path, repr(e), time.time()))
     with ThreadPoolExecutor(12) as ex:
         futs = [ex.submit(one, i) for i in range(12)]
-        time.sleep(0.5)  # requests are in flight (answers take seconds)
-        p.send_signal(signal.SIGTERM)
+        time.sleep(1.0)  # requests are in flight (answers take seconds)
+        t_term = time.time(); p.send_signal(signal.SIGTERM)
         for f in futs: f.result()
-    assert p.wait(90) == 0
-    fb = [o for o in out if o[1] == '/v1/feedback']
-    others = [o for o in out if o[1] != '/v1/feedback']
-    assert all(o[2] == 200 for o in others), [o[:3] for o in others]
+    assert p.wait(90) in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM after its graceful shutdown
+    accepted = [o for o in out if o[2] != 'refused']
+    assert all(o[2] == 200 for o in accepted), [o[:3] for o in out]
+    assert [o for o in accepted if o[1] == '/v1/answer' and o[3] > t_term], 'no answer was in flight at SIGTERM'
     from genai_accel.data.store import open_store, read_audit
     con = open_store(site['ws'], readonly=True)
-    log = read_audit(con, key_id=site['keys']['public']['key_id'])
-    stored = {r['event_id'] for r in con.execute('SELECT event_id FROM feedback')} if any(o[2] == 200 for o in fb) else set()
+    stored = {r['event_id'] for r in con.execute('SELECT event_id FROM feedback')}
+    log = read_audit(con, key_id=site['keys']['public']['key_id'], since=t_term - 60)
     con.close()
-    assert len([e for e in log if e['endpoint'] == '/v1/answer' and e['status'] == 200]) >= len([o for o in others if o[1] == '/v1/answer'])
-    for o in fb:
-        assert o[2] == 200, o
-        if o[2] == 200: assert f"sigterm-{o[0]}" in stored, o
+    for o in accepted:
+        if o[1] == '/v1/feedback': assert f"sigterm-{o[0]}" in stored, o
+    assert len([e for e in log if e['endpoint'] == '/v1/answer' and e['status'] == 200]) >= len([o for o in accepted if o[1] == '/v1/answer'])

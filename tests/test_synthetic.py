@@ -9,14 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import cli_env, genai_accel_exe
 
-def _registered()->bool:
-    "True once 91_cli registers the sub-app as `genai-accel synth`; until then the sub-app's own entry point runs."
-    try:
-        from genai_accel import cli
-        return any(g.name == 'synth' for g in cli.app.registered_groups)
-    except Exception: return False
-
-SYNTH = [genai_accel_exe(), 'synth'] if _registered() else [sys.executable, '-c', 'from genai_accel.cli_synth import main; main()']
+SYNTH = [genai_accel_exe(), 'synth']
 ENV = cli_env(OMP_NUM_THREADS='1', GENAI_ACCEL_MODELS_THREADS='1', MKL_NUM_THREADS='1')
 
 def synth(*args, check=True):

@@ -285,7 +285,7 @@ def synthesize_eval_set(workspace:str|Path|None=None, # the workspace whose chun
     off = []
     for q in rng.sample(OFF_CORPUS_QUESTIONS, len(OFF_CORPUS_QUESTIONS)):
         if len(off) >= n_off: break
-        hits = kb.search(q, k=1, mode='dense', groups=ALL_ACCESS)
+        hits = kb.search(q, k=1, mode='dense', groups=ALL_ACCESS, log=False)
         if hits and hits[0].dense_score is not None and hits[0].dense_score >= 0.6: continue
         off.append(EvalRow(f"off-{seed}-{len(off) + 1}", q, None, [], ['unanswerable', 'synthetic'], True, 'off_corpus'))
     return SyntheticSet(out + off, dict(filt.rejected), filt.examples)
@@ -867,7 +867,7 @@ def evaluate(eval_rows:list[EvalRow]|str|Path, # rows, or a JSONL file / BEIR fo
                 if hit is not None and hit['status'] == 'ok': return dict(hit, cached=True)
                 t = time.perf_counter()
                 try:
-                    a = bots[i].ask(row.question, mode=mode, k=k, max_new_tokens=max_new, groups=ALL_ACCESS)
+                    a = bots[i].ask(row.question, mode=mode, k=k, max_new_tokens=max_new, groups=ALL_ACCESS, log=False)
                     ranked = kb.search_documents(row.question, k=e.k, mode=mode, groups=ALL_ACCESS)
                     rec = dict(status='ok', error=None, answer=a.to_dict(), ranked_docs=ranked)
                 except Exception as ex:  # one broken row must cost that row, not the run
@@ -983,6 +983,8 @@ def gate_summary(results:EvalReport|dict, # an EvalReport, its to_dict(), or one
     return out
 
 # %% ../../nbs/64_evaluation.ipynb #jdg18c01
+from ..core.stats import proportion_ci
+
 JUDGE_PROMPT = ("Source: {source}\n\nStatement: {statement}\n\nDoes the source support the statement, contradict it, or "
                 "neither? Answer with one word: SUPPORTS, CONTRADICTS or NEITHER.")
 JUDGE_VERDICTS = ('supports', 'contradicts', 'neither')
@@ -1010,7 +1012,6 @@ def validate_judge(scifact_dir:str|Path, # SciFact in BEIR layout, with evidence
                    seed:int=0,
                   )->dict:
     "Agreement of `llm_judge` with SciFact's SUPPORT / CONTRADICT expert labels (evidence sentences as the source)."
-    from genai_accel.core.stats import proportion_ci
     s = settings or Settings()
     d = Path(scifact_dir)
     if not (d/'queries.jsonl').exists() or not (d/'corpus.jsonl').exists():

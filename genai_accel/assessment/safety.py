@@ -561,7 +561,7 @@ class _Case:
 def _ask_all(assistants:dict, cases:list, max_new:int, workers:int)->list:
     "Answer (or the exception) for each case, in order."
     def one(c):
-        try: return assistants[c.assistant].ask(c.question, groups=c.groups, collection=c.collection, max_new_tokens=max_new)
+        try: return assistants[c.assistant].ask(c.question, groups=c.groups, collection=c.collection, max_new_tokens=max_new, log=False)
         except Exception as e: return e
     with ThreadPoolExecutor(max(1, workers)) as ex: return list(ex.map(one, cases))
 

@@ -239,6 +239,12 @@ def synthetic_option(df:pd.DataFrame, target:Optional[str]=None, small_rows:int=
     if not reasons: return res
     from genai_accel.generative.synthetic import make_synthesizer
     data = df.drop(columns=list(pii))
+    # identifiers and free text (a text column with a distinct value in most rows) are not synthesised: dropped, and said
+    ids = [c for c in data.columns if not pd.api.types.is_numeric_dtype(data[c]) and data[c].nunique() > 0.5 * max(1, len(data))]
+    if ids:
+        data = data.drop(columns=ids)
+        res['dropped_columns'] = sorted(pii) + ids
+        res['reasons'] = res['reasons'] + [f"identifier or free-text columns not synthesised: {', '.join(ids)}"]
     if target is not None and target not in data.columns: target = None
     try:
         check_table(data)

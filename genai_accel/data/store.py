@@ -550,13 +550,25 @@ def interaction_log(workspace:str|Path, settings:Settings|None=None)->Interactio
     return log
 
 def log_interaction(workspace:str|Path, settings:Settings, row:dict)->str|None:
-    "Record `row` unless `feedback.log_interactions` is off; never raises (a failure is a warning and None)."
+    "Record `row` unless `feedback.log_interactions` is off, and emit it as OpenTelemetry spans when tracing is on; never raises (a failure is a warning and None)."
     try:
         if not settings.feedback.log_interactions: return None
-        return interaction_log(workspace, settings).record(row)
+        iid = interaction_log(workspace, settings).record(row)
     except Exception as e:
         warnings.warn(f"interaction not logged ({type(e).__name__}: {e}); the answer is not affected", RuntimeWarning)
         return None
+    _trace_interaction(workspace, settings, row)
+    return iid
+
+def _trace_interaction(workspace, settings:Settings, row:dict):
+    "Spans of `row` (genai_accel.data.tracing), imported only when tracing is on: an OTLP endpoint set or an exporter plugged in."
+    import sys
+    if not (str(settings.feedback.otlp_endpoint or '').strip() or 'genai_accel.data.tracing' in sys.modules): return
+    try:
+        from genai_accel.data.tracing import emit_interaction
+        emit_interaction(row, settings, workspace)
+    except Exception as e:
+        warnings.warn(f"interaction spans not sent ({type(e).__name__}: {e}); the answer is not affected", RuntimeWarning)
 
 @atexit.register
 def flush_interaction_logs(timeout:float=5.0):

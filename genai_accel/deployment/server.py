@@ -13,7 +13,7 @@ __all__ = ['Mode', 'ERRORS', 'EmbedBatcher', 'PinnedKnowledgeBase', 'ApiError', 
            'FeedbackResponse', 'InlineDocument', 'IngestRequest', 'Job', 'ReloadResponse', 'Health', 'Metrics',
            'BodyLimit', 'create_app', 'serve']
 
-# %% ../../nbs/42_server.ipynb #20ed02b5
+# %% ../../nbs/42_server.ipynb #2cb72753
 import asyncio, base64, contextvars, json, os, signal, threading, time, uuid, inspect
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -27,7 +27,7 @@ from ..data.store import open_store, state_path
 from ..generative.rag import Assistant, RAGError
 from .keys import ApiKey, AuthError, Limiter, AuditWriter, authenticate, utc_day
 
-# %% ../../nbs/42_server.ipynb #0171db19
+# %% ../../nbs/42_server.ipynb #0637a2d9
 class EmbedBatcher:
     "An embedder proxy: `encode` calls from many threads are joined into shared forward passes by one worker thread."
     def __init__(self, embedder, wait_ms:float=0.0, max_batch:int=64):
@@ -73,7 +73,7 @@ class PinnedKnowledgeBase(KnowledgeBase):
     def _load(self):
         if self._gen is None: super()._load()
 
-# %% ../../nbs/42_server.ipynb #62280463
+# %% ../../nbs/42_server.ipynb #68614d9c
 class ApiError(Exception):
     "An HTTP error with OpenAI's error body."
     def __init__(self, status:int, code:str, message:str, headers:dict|None=None, type_:str|None=None, param:str|None=None):
@@ -260,7 +260,7 @@ class Service:
         "Finish queued ingest jobs and audit writes."
         self._jobs.shutdown(wait=True); self.audit.close(); self.batcher.close()
 
-# %% ../../nbs/42_server.ipynb #3babc8a9
+# %% ../../nbs/42_server.ipynb #c0d43f08
 Mode = Literal['dense', 'bm25', 'hybrid']
 
 class ErrorBody(BaseModel):
@@ -456,7 +456,7 @@ class Health(BaseModel):
     status:str
     checks:dict = Field(default_factory=dict)
 
-# %% ../../nbs/42_server.ipynb #b7581491
+# %% ../../nbs/42_server.ipynb #0eec9386
 class Metrics:
     "The server's Prometheus metrics."
     def __init__(self):
@@ -474,8 +474,8 @@ class Metrics:
         from prometheus_client import generate_latest, CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
-# %% ../../nbs/42_server.ipynb #6dfa1da7
-ERRORS = {s: {'model': ErrorResponse} for s in (401, 403, 413, 422, 429, 503)}
+# %% ../../nbs/42_server.ipynb #f69620bc
+ERRORS = {s: {"model": ErrorResponse} for s in (400, 401, 403, 404, 413, 422, 429, 503)}
 
 def _err(e:ApiError):
     from fastapi.responses import JSONResponse
@@ -761,7 +761,7 @@ def create_app(service:Service)->'fastapi.FastAPI':
     app.state.service, app.state.metrics = service, metrics
     return app
 
-# %% ../../nbs/42_server.ipynb #a63d38df
+# %% ../../nbs/42_server.ipynb #eddf2edb
 def serve(workspace:str|Path|None=None, settings:Settings|None=None, settings_file:str|Path|None=None,
           host:str|None=None, port:int|None=None):
     "Load the models and the index, then serve until SIGTERM/SIGINT (in-flight requests finish, up to serving.graceful_timeout_s)."

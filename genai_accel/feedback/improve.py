@@ -13,8 +13,8 @@ from ..data.store import open_store, chunk_corpus, chunk_lookup, FeedbackError
 from .records import feedback_frame, interactions_frame
 
 # %% auto #0
-__all__ = ['ImproveError', 'embedder_feedback', 'write_training_folder', 'improve_embedder', 'improve_evalset', 'generator_pairs',
-           'improve_generator', 'improve_gaps']
+__all__ = ['ImproveError', 'logged_negatives', 'embedder_feedback', 'write_training_folder', 'improve_embedder',
+           'improve_evalset', 'generator_pairs', 'improve_generator', 'improve_gaps']
 
 # %% ../../nbs/33_improve.ipynb #36a16b8a
 class ImproveError(ValueError):
@@ -22,8 +22,18 @@ class ImproveError(ValueError):
 
 def _qid(question:str)->str: return 'q' + hashlib.sha256(question.strip().lower().encode()).hexdigest()[:12]
 
+def logged_negatives(shown:list[str], # chunk ids of the logged results, best first
+                     relevant:list[str], # chunks the user marked relevant (or cited in a confirmed answer)
+                     irrelevant:list[str], # chunks the user marked irrelevant
+                    )->list[str]:
+    "Natural hard negatives of one feedback row: the chunks marked irrelevant, then the unmarked results ranked above the lowest relevant one (all of them when none was shown)."
+    good = set(relevant)
+    ranks = [i for i, c in enumerate(shown) if c in good]
+    above = shown[:max(ranks)] if ranks else shown
+    return [c for c in dict.fromkeys(list(irrelevant) + above) if c not in good]
+
 def embedder_feedback(workspace:str|Path|None=None, settings:Settings|None=None)->dict:
-    "`{queries, positives, negatives, n_feedback}` from the feedback: question id -> text, relevant chunk ids, hard negative chunk ids."
+    "`{queries, positives, negatives, n_feedback}` from the interaction log and its feedback only: question id -> text, relevant chunk ids, natural hard negatives (best first)."
     s = settings or Settings()
     fb = feedback_frame(workspace, s)
     queries, pos, neg, used = {}, {}, {}, 0
@@ -37,7 +47,7 @@ def embedder_feedback(workspace:str|Path|None=None, settings:Settings|None=None)
         queries[q] = r['question']
         pos.setdefault(q, set()).update(good)
         shown = [x['chunk_id'] for x in (r['results'] or [])]
-        neg.setdefault(q, []).extend(c for c in list(r['irrelevant_chunk_ids'] or []) + shown if c not in good)
+        neg.setdefault(q, []).extend(logged_negatives(shown, good, list(r['irrelevant_chunk_ids'] or [])))
     for q in pos: neg[q] = [c for c in dict.fromkeys(neg[q]) if c not in pos[q]]
     return dict(queries=queries, positives={q: sorted(v) for q, v in pos.items()}, negatives=neg, n_feedback=used)
 
@@ -62,25 +72,29 @@ def write_training_folder(workspace:str|Path, data:dict, folder:str|Path)->Path:
         for q, cs in data['positives'].items():
             for c in cs:
                 if c in text_of: fh.write(f"{q}\t{c}\t1\n")
-    with open(folder/'triples.jsonl', 'w', encoding='utf-8') as fh:
+    with open(folder/'triples.jsonl', 'w', encoding='utf-8') as fh:  # what the fine-tuning trains on, for review
         for q, cs in data['positives'].items():
             negs = [n for n in data['negatives'].get(q, []) if n in text_of and doc_of.get(n) not in {doc_of.get(c) for c in cs}]
+            data['negatives'][q] = negs
             for c in cs:
                 if c in text_of:
                     fh.write(json.dumps(dict(query=data['queries'][q], positive=' '.join(text_of[c]).strip(),
                                              hard_negative=' '.join(text_of[negs[0]]).strip() if negs else None,
-                                             positive_id=c, hard_negative_id=negs[0] if negs else None)) + '\n')
+                                             positive_id=c, hard_negative_id=negs[0] if negs else None,
+                                             logged_negative_ids=negs)) + '\n')
     return folder
 
 # %% ../../nbs/33_improve.ipynb #a879d231
 def improve_embedder(out:str|Path, # the new embedder's folder (loadable as models.embedder / --embedder) with run/ records
                      workspace:str|Path|None=None,
                      settings:Settings|None=None, # models.embedder is the base; finetune.* as for `finetune embedder`
-                     epochs:int|None=None, lr:float|None=None, hard_negatives:int|None=None,
+                     epochs:int|None=None, # most epochs (default finetune.embedder_epochs: 3; the best on validation is kept)
+                     lr:float|None=None, # learning rate (default finetune.embedder_lr: 3e-5)
+                     hard_negatives:int=2, # per pair: half from the log (shown above the relevant chunk, not relevant), half mined by BM25
                      min_queries:int=8, # fewer feedback queries than this is an error
                      progress:bool=True,
                     )->dict:
-    "Fine-tune the embedder on the feedback's (query, positive, hard negative) triples; the summary with validation nDCG@10 before/after."
+    "Fine-tune the embedder on the feedback's (query, positive, hard negatives) triples; the summary with validation nDCG@10 before/after (a held-out share of the feedback queries)."
     from genai_accel.generative.finetune import finetune_embedder
     s = settings or Settings()
     ws = workspace_path(s, workspace)
@@ -96,7 +110,7 @@ def improve_embedder(out:str|Path, # the new embedder's folder (loadable as mode
     data_dir = write_training_folder(ws, data, out/'run'/'data')
     t0 = time.perf_counter()
     summary = finetune_embedder(data_dir, out/'run', s, split='train', epochs=epochs, lr=lr, hard_negatives=hard_negatives,
-                                progress=progress)
+                                negatives=data['negatives'], progress=progress)
     model = out/'run'/'model'
     for p in model.iterdir():  # the folder itself is the model: --embedder DIR
         dest = out/p.name
@@ -106,6 +120,8 @@ def improve_embedder(out:str|Path, # the new embedder's folder (loadable as mode
     model.rmdir()
     res = dict(kind='improve_embedder', out=str(out), model=str(out), workspace=str(ws), n_feedback=data['n_feedback'],
                n_queries=len(data['queries']), n_triples=sum(1 for _ in open(data_dir/'triples.jsonl')),
+               n_logged_negatives=sum(len(v) for v in data['negatives'].values()),
+               n_train_queries=summary['n_train_queries'], n_val_queries=summary['n_val_queries'], epochs_run=summary['epochs_run'],
                before=dict(val_ndcg10=summary['base_val_ndcg10']), after=dict(val_ndcg10=summary['best_val_ndcg10']),
                best_epoch=summary['best_epoch'], base_model=summary['base_model'], elapsed_s=round(time.perf_counter() - t0, 1),
                next_step=f"re-embed the workspace with it: genai-accel ingest PATH --workspace {ws} --embedder {out}")

@@ -12,4 +12,13 @@ from .generation import Generator, Generation, GeneratorError, get_generator, Lo
 from .prompts import PromptRegistry, PromptTemplate, PromptError
 from .rag import Assistant, Answer, Citation, RAGError, Playground, render_answer_text
 from .finetune import finetune_generator, finetune_embedder, FinetuneError
-from .synthetic import TabularVAE, TabularGAN, IndependentSynthesizer, make_synthesizer, load_synthesizer, SynthError
+
+# The synthetic-data models need torch at import time: load them on first use, so that importing the layer (and the
+# CLI) stays fast. `from genai_accel.generative import TabularVAE` works as usual.
+_LAZY = {'TabularVAE': 'synthetic', 'TabularGAN': 'synthetic', 'IndependentSynthesizer': 'synthetic', 'make_synthesizer': 'synthetic', 'load_synthesizer': 'synthetic', 'SynthError': 'synthetic'}
+
+def __getattr__(name:str):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f'genai_accel.generative.{_LAZY[name]}'), name)
+    raise AttributeError(f"module 'genai_accel.generative' has no attribute {name!r}")

@@ -482,6 +482,7 @@ def finetune_embedder(source:str|Path, # JSONL of {"query", "passage"} pairs, or
                       batch_size:int|None=None, # pairs per step (default finetune.embedder_batch_size)
                       hard_negatives:int|None=None, # mined negatives per pair (default finetune.hard_negatives; 0 = in-batch only)
                       query_ids:list[str]|None=None, # train and validate only on these judged queries (others stay untouched for a final test)
+                      negatives:dict[str, list[str]]|None=None, # query id -> given hard negatives, best first (e.g. shown but not relevant in an interaction log): half of each pair's negatives come from them, the rest from BM25
                       progress:bool=True, # tqdm bars
                      )->dict:
     "Fine-tune the embedder with MultipleNegativesRankingLoss and mined hard negatives; returns the run summary."
@@ -520,28 +521,35 @@ def finetune_embedder(source:str|Path, # JSONL of {"query", "passage"} pairs, or
                   validation_pool=f.validation_pool, patience=f.patience, overfit_gap=f.overfit_gap,
                   loss='MultipleNegativesRankingLoss(scale=20, cosine)', optimizer='AdamW', warmup_share=0.1,
                   max_seq_length=s.models.max_seq_length, precision=precision, restricted_queries=query_ids is not None,
+                  given_negatives=sum(len(v) for v in (negatives or {}).values()),
                   torch_threads=torch.get_num_threads())
     run = RunRecord(out, config)
     # 4. negatives, model and validation pool
     _seed_everything(f.seed)
     rng = random.Random(f.seed)
     cands = mine_hard_negatives(queries, qrels, corpus, s, depth=max(f.negative_depth, f.validation_pool))
+    given = {q: [d for d in dict.fromkeys(map(str, (negatives or {}).get(q) or [])) if d in corpus and d not in qrels[q]][:f.negative_depth]
+             for q in qrels}
     model = SentenceTransformer(base, device='cpu', local_files_only=not s.models.allow_hub)
     model.max_seq_length = s.models.max_seq_length
     loss_fn = MultipleNegativesRankingLoss(model)
     train_pairs = [(q, d) for q in train_q for d in qrels[q]]
     val_pairs = [(q, d) for q in val_q for d in qrels[q]]
     val_queries, val_qrels = {q: queries[q] for q in val_q}, {q: qrels[q] for q in val_q}
-    pool = sorted({d for q in val_q for d in qrels[q]} | {d for q in val_q for d in cands[q][:f.validation_pool]})
+    pool = sorted({d for q in val_q for d in qrels[q]} | {d for q in val_q for d in cands[q][:f.validation_pool] + given[q]})
 
     # 5. two helpers over the run's data
     def negatives_for(batch, sample:bool)->list[list[str]]:
-        "`n_neg` hard negatives per pair: sampled from the mined candidates in training, the best ones in validation."
+        "`n_neg` hard negatives per pair (half, rounded up, from the given ones): sampled in training, the best ones in validation."
         if n_neg <= 0: return []
         out = []
         for q, _ in batch:
-            c = cands[q][:f.negative_depth] or [d for d in list(corpus)[:n_neg + len(qrels[q])] if d not in qrels[q]]
-            picks = rng.sample(c, min(n_neg, len(c))) if sample else c[:n_neg]
+            g = given[q]
+            c = [d for d in cands[q][:f.negative_depth] if d not in g] or [d for d in list(corpus)[:n_neg + len(qrels[q]) + len(g)]
+                                                                         if d not in qrels[q] and d not in g]
+            k = min(len(g), (n_neg + 1) // 2)
+            picks = (rng.sample(g, k) + rng.sample(c, min(n_neg - k, len(c)))) if sample else g[:k] + c[:n_neg - k]
+            picks = picks or g[:1] or c[:1]
             out.append((picks * n_neg)[:n_neg])
         return out
 

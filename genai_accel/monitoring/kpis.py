@@ -204,10 +204,12 @@ def compute_kpis(workspace:str|Path|None=None, # the workspace folder (default w
         seed = int(s.monitoring.seed)
         def kpis(lo, hi, i):
             rs = rows[np.searchsorted(created, lo, 'left'):np.searchsorted(created, hi, 'left')]
-            f = [x for x in fb if lo <= x['interaction_created'] < hi]
-            au = [x for x in audit if lo <= x['ts'] < hi]
+            f = fb[np.searchsorted(fb_t, lo, 'left'):np.searchsorted(fb_t, hi, 'left')]
+            au = audit[np.searchsorted(au_t, lo, 'left'):np.searchsorted(au_t, hi, 'left')]
             return window_kpis(rs, f, au, s, lo, hi, sample_groundedness(rs, con, scorer, gs, seed + i))
         created = np.array([r['created'] for r in rows], float)
+        fb = sorted(fb, key=lambda x: (x['interaction_created'], x['id']))  # per window by interaction time, latest feedback last
+        fb_t, au_t = np.array([x['interaction_created'] for x in fb], float), np.array([x['ts'] for x in audit], float)
         out = dict(workspace=str(workspace_path(s, workspace)), since=iso(a), until=iso(b), window_s=w, total=kpis(a, b, 0), windows=[])
         if w is not None:
             edges = list(np.arange(a, b, w)) + [b]
