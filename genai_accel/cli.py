@@ -427,7 +427,9 @@ def serve(host:Optional[str] = typer.Option(None, help="address to bind (default
           workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt):
     "Serve the workspace over HTTP: OpenAI-compatible API, search, answers, MCP; until SIGTERM."
     from genai_accel.deployment.server import serve as run
-    run(workspace, load_settings(settings), settings, host, port)
+    from genai_accel.monitoring import MonitoringCollector  # /metrics also exports the KPIs of the interaction log
+    s = load_settings(settings)
+    run(workspace, s, settings, host, port, collectors=[MonitoringCollector(workspace_path(s, workspace), s)])
 
 @app.command()
 def mcp(workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt):

@@ -49,6 +49,7 @@ DEFAULTS: dict[str, dict] = {
                        webhook_timeout_s=5.0),
     'capacity': dict(think_time_s=30.0, prompt_tokens=800, answer_tokens=100, max_replicas=16,
                      core_scaling_efficiency=0.7, bf16_speedup=2.5, gpu_speedup=10.0),
+    'ray': dict(address='', num_cpus=0, actors=2, batch_size=64, object_store_mb=0),
     'costs': dict(currency='USD', cpu_watts=150.0, gpu_watts=350.0, electricity_per_kwh=0.25,
                   server_cost_per_hour=0.40, managed_price_per_1k_input_tokens=0.00015,
                   managed_price_per_1k_output_tokens=0.0006),

@@ -81,6 +81,10 @@ def create_key(workspace:str|Path|None=None, # the workspace the server will ser
         insert_api_key(con, key_id, name, secret_hash(key_id, secret), sc, gs, all_access, rate_limit_rpm, token_quota,
                        None if ttl is None else time.time() + ttl)
     finally: con.close()
+    # the governance audit trail (hash-chained) records who created which key with what access; never the key itself
+    from genai_accel.governance.audit import log_event
+    log_event(workspace_path(s, workspace), 'key_create', key_id, dict(name=name, scopes=sorted(sc), groups=sorted(gs),
+                                                                       all_access=all_access, expires_in_s=ttl))
     return dict(key_id=key_id, api_key=f"{KEY_PREFIX}{key_id}.{secret}", name=name, scopes=sorted(sc), groups=sorted(gs),
                 all_access=all_access, expires_at=None if ttl is None else time.time() + ttl,
                 note="store api_key now: it is shown only this once (the workspace keeps a hash)")
@@ -103,8 +107,12 @@ def revoke_key(key_id:str, workspace:str|Path|None=None, settings:Settings|None=
     con = _key_store(workspace, settings or Settings())
     try:
         if get_api_key(con, key_id) is None: raise ApiKeyError(f"no key {key_id!r} in this workspace; see `genai-accel keys list`")
-        return revoke_api_key(con, key_id)
+        done = revoke_api_key(con, key_id)
     finally: con.close()
+    from genai_accel.governance.audit import log_event
+    s = settings or Settings()
+    log_event(workspace_path(s, workspace), 'key_revoke', key_id, dict(revoked=done))
+    return done
 
 # %% ../../nbs/41_keys.ipynb #89183091
 class AuthError(Exception):

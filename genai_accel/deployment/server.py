@@ -97,6 +97,12 @@ class Service:
         if not state_path(self.workspace).exists():
             raise SearchError(f"workspace {self.workspace} has no index yet; run `genai-accel ingest PATH --workspace {self.workspace}` first")
         self._auth_con, self._auth_lock = open_store(self.workspace), threading.Lock()  # migrates the store (keys, audit)
+        # governance: the registry's `production` version (governance.alias), when there is one, decides the configuration;
+        # a promotion or rollback is picked up by the next request (one indexed read per request), without a restart
+        from genai_accel.governance.registry import AliasWatcher
+        self._base_settings, self.alias = self.settings, AliasWatcher(self.workspace, self.settings)
+        _, self.registry = self.alias.poll()
+        if self.registry: self.settings = self._base_settings.with_overrides(**self.registry['overrides'])
         if embedder is None:
             from genai_accel.core.models import Embedder
             embedder = Embedder(self.settings)
@@ -122,8 +128,26 @@ class Service:
         if self._generator is None: self._generator = self._make_generator(self.settings)
         return self._generator
 
+    def _switch(self, new:Settings, registry:dict|None)->bool:
+        "Serve with settings `new` from the next request on (a new generator only when the model changed)."
+        m_old, m_new = self.settings.models, new.models
+        model_changed = (m_old.generator, m_old.generator_gguf_file, m_old.generator_adapter, self.settings.generation.backend) != \
+                        (m_new.generator, m_new.generator_gguf_file, m_new.generator_adapter, new.generation.backend)
+        gen = self._make_generator(new) if model_changed and (self._generator is not None) else (None if model_changed else self._generator)
+        with self._kb_lock:
+            self.settings, self._generator, self._current, self.registry = new, gen, None, registry
+            self.limiter.settings = new
+        return model_changed
+
+    def follow_alias(self)->bool:
+        "Apply the aliased registry version's configuration when the alias moved since the last request; True if it did."
+        changed, reg = self.alias.poll()
+        if changed: self._switch(self._base_settings.with_overrides(**reg['overrides']) if reg else self._base_settings, reg)
+        return changed
+
     def current(self)->tuple[PinnedKnowledgeBase, Assistant]:
         "The knowledge base and assistant of the index generation named by index/CURRENT now."
+        self.follow_alias()
         cur = self.workspace/'index'/'CURRENT'
         for attempt in range(5):
             try: name = cur.read_text().strip()
@@ -146,14 +170,10 @@ class Service:
 
     def reload(self)->dict:
         "Re-read the settings file: a changed prompt (serving.prompt) or generator model takes effect for new requests."
-        new = Settings(self.settings_file)
-        m_old, m_new = self.settings.models, new.models
-        model_changed = (m_old.generator, m_old.generator_gguf_file, m_old.generator_adapter, self.settings.generation.backend) != \
-                        (m_new.generator, m_new.generator_gguf_file, m_new.generator_adapter, new.generation.backend)
-        gen = self._make_generator(new) if model_changed else self._generator
-        with self._kb_lock:
-            self.settings, self._generator, self._current = new, gen, None
-            self.limiter.settings = new
+        self._base_settings = base = Settings(self.settings_file)
+        self.alias.settings = base
+        reg = self.alias.current  # the registry's aliased version still decides what it configures
+        model_changed = self._switch(base.with_overrides(**reg['overrides']) if reg else base, reg)
         kb, asst = self.current()
         return dict(prompt=asst.template.id, model=asst.generator.model_id, model_reloaded=model_changed, generation=self._current[0])
 
@@ -251,7 +271,8 @@ class Service:
 
     def ready(self)->tuple[bool, dict]:
         "Readiness: models loaded and the index readable."
-        checks = dict(embedder=self.embedder is not None, generator=self._generator is not None)
+        checks = dict(embedder=self.embedder is not None, generator=self._generator is not None,
+                      registry_version=(self.registry or {}).get('version_id'))
         try: kb, _ = self.current(); checks['index'] = len(kb) > 0; checks['generation'] = self._current[0]
         except Exception as e: checks['index'] = False; checks['index_error'] = str(e)
         return all(v for k, v in checks.items() if k in ('embedder', 'generator', 'index')), checks
@@ -763,13 +784,16 @@ def create_app(service:Service)->'fastapi.FastAPI':
 
 # %% ../../nbs/42_server.ipynb #eddf2edb
 def serve(workspace:str|Path|None=None, settings:Settings|None=None, settings_file:str|Path|None=None,
-          host:str|None=None, port:int|None=None):
+          host:str|None=None, port:int|None=None,
+          collectors:list=(), # extra prometheus_client collectors for /metrics (the CLI adds the monitoring layer's KPIs)
+         ):
     "Load the models and the index, then serve until SIGTERM/SIGINT (in-flight requests finish, up to serving.graceful_timeout_s)."
     import uvicorn
     s = settings or Settings(settings_file)
     service = Service(workspace, s, settings_file)
     service.current()  # the index is readable before the port opens
     app = create_app(service)
+    for c in collectors: app.state.metrics.registry.register(c)
     cfg = uvicorn.Config(app, host=host or s.serving.host, port=int(port or s.serving.port), log_level='warning',
                          timeout_graceful_shutdown=s.serving.graceful_timeout_s, access_log=False)
     print(f"genai-accel serving {service.workspace} on http://{cfg.host}:{cfg.port} (models loaded; Ctrl-C or SIGTERM stops)", flush=True)
