@@ -13,11 +13,11 @@ import typer
 from .core.config import Settings, SettingsError, workspace_path
 
 # %% auto #0
-__all__ = ['app', 'eval_app', 'WorkspaceOpt', 'SettingsOpt', 'JsonOpt', 'EmbedderOpt', 'ALL_ACCESS_NOTE', 'finetune_app',
-           'report_app', 'OutOpt', 'SECRET_WORDS', 'DEMO_QUERIES', 'keys_app', 'feedback_app', 'improve_app',
-           'registry_app', 'ByOpt', 'ReasonOpt', 'monitor_app', 'maintain_app', 'EXIT_OK', 'EXIT_CHECK_FAILED',
-           'EXIT_USAGE', 'EXIT_INTERNAL', 'load_settings', 'caller_groups', 'emit', 'ingest', 'search',
-           'read_query_rows', 'eval_retrieval', 'ask', 'finetune_generator', 'finetune_embedder', 'eval_run',
+__all__ = ['app', 'eval_app', 'WorkspaceOpt', 'SettingsOpt', 'JsonOpt', 'EmbedderOpt', 'ALL_ACCESS_NOTE', 'EngineOpt',
+           'finetune_app', 'report_app', 'OutOpt', 'SECRET_WORDS', 'DEMO_QUERIES', 'keys_app', 'feedback_app',
+           'improve_app', 'registry_app', 'ByOpt', 'ReasonOpt', 'monitor_app', 'maintain_app', 'EXIT_OK',
+           'EXIT_CHECK_FAILED', 'EXIT_USAGE', 'EXIT_INTERNAL', 'load_settings', 'caller_groups', 'emit', 'ingest',
+           'search', 'read_query_rows', 'eval_retrieval', 'ask', 'finetune_generator', 'finetune_embedder', 'eval_run',
            'report_pairs', 'report_evaluation', 'report_readiness', 'masked_settings', 'show_settings', 'sample_corpus',
            'demo', 'keys_create', 'keys_list', 'keys_revoke', 'serve', 'mcp', 'feedback_add', 'feedback_import',
            'improve_embedder', 'improve_evalset', 'improve_generator', 'improve_gaps', 'report_feedback',
@@ -60,17 +60,24 @@ def emit(obj, as_json:bool, human:str=''):
     else: typer.echo(human)
 
 # %% ../nbs/91_cli.ipynb #7adece63
+EngineOpt = typer.Option('local', '--engine', help="local, or ray: the Ray cluster of the ray.address setting or RAY_ADDRESS, else a local Ray instance for the command")
+
+def _engine(engine:str)->str:
+    from genai_accel.data.distributed import check_engine
+    return check_engine(engine)
+
 @app.command()
 def ingest(paths:list[Path] = typer.Argument(..., help="files and folders to ingest"),
            collection:Optional[str] = typer.Option(None, help="collection name (default workspace.default_collection)"),
            groups:Optional[str] = typer.Option(None, help="comma-separated access groups (default workspace.default_groups)"),
            workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt,
            embedder:Optional[str] = EmbedderOpt, as_json:bool = JsonOpt,
-           progress:bool = typer.Option(True, help="progress bars on stderr")):
+           progress:bool = typer.Option(True, help="progress bars on stderr"), engine:str = EngineOpt):
     "Load, clean, redact, deduplicate, chunk, embed and index files; every file is accounted for."
-    from genai_accel.data.ingest import ingest as run
+    from genai_accel.data.distributed import run_ingest
     s = load_settings(settings, models__embedder=embedder)
-    man = run(paths, workspace, s, collection=collection, groups=_groups(groups), progress=progress and not as_json)
+    man = run_ingest(engine, paths, workspace, s, collection=collection, groups=_groups(groups),
+                     progress=progress and not as_json)
     d = man.to_dict()
     d['files'] = [dict(path=f['path'], status=f['status'], reason=f['reason'], n_docs=f['n_docs'],
                        n_chunks=f['n_chunks'], n_embedded=f['n_embedded'],
@@ -142,11 +149,11 @@ def eval_retrieval(beir_dir:Path = typer.Argument(..., help="BEIR folder: corpus
                    split:str = typer.Option('test', help="qrels split"),
                    mode:Optional[str] = typer.Option(None, help="dense, bm25 or hybrid (default retrieval.mode)"),
                    workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt,
-                   embedder:Optional[str] = EmbedderOpt, as_json:bool = JsonOpt):
+                   embedder:Optional[str] = EmbedderOpt, as_json:bool = JsonOpt, engine:str = EngineOpt):
     "nDCG@10, Recall@10/100 and MRR@10 of the workspace's search on a judged BEIR data set."
     from genai_accel.assessment.retrieval_eval import evaluate_retrieval
     s = load_settings(settings, models__embedder=embedder)
-    r = evaluate_retrieval(beir_dir, split, mode, s, workspace, progress=not as_json)
+    r = evaluate_retrieval(beir_dir, split, mode, s, workspace, progress=not as_json, engine=_engine(engine))
     human = (f"{r['dataset']} [{r['split']}] mode={r['mode']}: nDCG@10 {r['ndcg@10']:.4f}  Recall@10 {r['recall@10']:.4f}  "
              f"Recall@100 {r['recall@100']:.4f}  MRR@10 {r['mrr@10']:.4f}  ({r['n_queries']} queries)")
     emit(r, as_json, human)
@@ -234,7 +241,7 @@ def eval_run(eval_set:Path = typer.Argument(..., help="JSONL rows {id, question,
              max_new_tokens:Optional[int] = typer.Option(None, '--max-new-tokens', help="answer length limit"),
              out:Optional[Path] = typer.Option(None, '--out', '-o', help="folder for metrics.json, rows.jsonl and the answer cache"),
              workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt,
-             embedder:Optional[str] = EmbedderOpt, as_json:bool = JsonOpt):
+             embedder:Optional[str] = EmbedderOpt, as_json:bool = JsonOpt, engine:str = EngineOpt):
     "Answer and score an evaluation set: quality with 95% intervals, groundedness, abstention, latency, cost, gates."
     from genai_accel.assessment import evaluation as ev
     s = load_settings(settings, models__embedder=embedder)
@@ -244,7 +251,7 @@ def eval_run(eval_set:Path = typer.Argument(..., help="JSONL rows {id, question,
     except ValueError as e: raise typer.BadParameter(str(e), param_hint='--candidate') from None
     out = Path(out) if out else ws/'evals'/eval_set.stem
     rep = ev.evaluate(rows, cands, ws, s, repeats=repeats, out_dir=out, concurrency=concurrency,
-                      max_new_tokens=max_new_tokens, progress=not as_json)
+                      max_new_tokens=max_new_tokens, progress=not as_json, engine=_engine(engine))
     # eval run does not run the safety probes (the evaluation report does): its gates are the others, all measured
     gates = ev.gate_summary(rep, s, gates=[g for g in ev.GATES if g != 'safety_pass_rate'])
     d = dict(rep.to_dict(), gates=gates, gates_passed=bool(gates) and all(g['passed'] for g in gates), out=str(out))
@@ -778,7 +785,8 @@ def user_errors()->tuple[type, ...]:
     from genai_accel.data.store import FeedbackError
     from genai_accel.feedback.improve import ImproveError
     from genai_accel.monitoring.kpis import MonitorError
-    return (SettingsError, MonitorError, GovernanceError, ApiKeyError, AuthError, ModelNotFound, SearchError, StoreError, DatasetError, ReportError, GeneratorError, PromptError, RAGError,
+    from genai_accel.data.distributed import EngineError
+    return (SettingsError, EngineError, MonitorError, GovernanceError, ApiKeyError, AuthError, ModelNotFound, SearchError, StoreError, DatasetError, ReportError, GeneratorError, PromptError, RAGError,
             EvalSetError, FinetuneError, SynthError, FeedbackError, ImproveError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 def report_error(kind:str, message:str, code:int, as_json:bool):

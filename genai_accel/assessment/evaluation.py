@@ -32,8 +32,8 @@ __all__ = ['OFF_CORPUS_QUESTIONS', 'QUESTION_PROMPT', 'GENERIC_QUESTION_PATTERNS
            'strip_blank', 'definition_question', 'cloze_question', 'synthesize_eval_set', 'normalize_answer',
            'exact_match', 'reference_recall', 'tokens_f1', 'token_f1', 'rouge_l', 'SupportScorer', 'context_sentences',
            'validate_groundedness', 'methods_text', 'score_answer', 'Candidate', 'parse_candidate', 'index_generation',
-           'EvalReport', 'diagnose', 'summarize_candidate', 'evaluate', 'gate_summary', 'parse_verdict', 'llm_judge',
-           'validate_judge']
+           'EvalReport', 'diagnose', 'summarize_candidate', 'evaluate', 'answer_job', 'AnswerActor', 'answer_on_ray',
+           'gate_summary', 'parse_verdict', 'llm_judge', 'validate_judge']
 
 # %% ../../nbs/64_evaluation.ipynb #7da5979e
 class EvalSetError(ValueError):
@@ -823,6 +823,7 @@ def evaluate(eval_rows:list[EvalRow]|str|Path, # rows, or a JSONL file / BEIR fo
              resume:bool=True, # reuse answers stored by an earlier run with the same configuration
              cache_path:str|Path|None=None, # the row cache (default out_dir/answers.sqlite, else <workspace>/evals/answers.sqlite)
              progress:bool=False, # a tqdm bar per candidate
+             engine:str='local', # 'ray': answers generated on Ray actors, each loading the generator once (`answer_on_ray`)
             )->EvalReport:
     "Answer and score every row with every candidate, `repeats` times; resumable, with failures kept as rows."
     # 1. inputs
@@ -832,6 +833,9 @@ def evaluate(eval_rows:list[EvalRow]|str|Path, # rows, or a JSONL file / BEIR fo
     if not rows: raise EvalSetError("the evaluation set is empty: pass at least one EvalRow")
     dup = [i for i, n in Counter(r.id for r in rows).items() if n > 1]
     if dup: raise EvalSetError(f"row ids must be unique; repeated: {', '.join(dup[:5])}")
+    if engine not in ('local', 'ray'): raise ValueError(f"unknown engine {engine!r}; use 'local' or 'ray'")
+    if engine == 'ray' and generator is not None:
+        raise ValueError("engine='ray' loads the generator on each actor from the settings: do not pass generator=")
     cands = [parse_candidate(c) for c in (candidates or [Candidate('default')])]
     names = [c.name for c in cands]
     if len(set(names)) < len(names): raise ValueError(f"candidate names must be unique: {names}")
@@ -862,17 +866,10 @@ def evaluate(eval_rows:list[EvalRow]|str|Path, # rows, or a JSONL file / BEIR fo
             bots = [Assistant(ws, setup['settings'], generator=g, kb=kb, prompt=setup['template'].id, prompts=prompts) for g in gens]
             mode, k = setup['config']['mode'], setup['config']['k']
 
-            def run_one(row, i):
+            def run_one(row, i, rec=None):
                 hit = cache.get(setup['config_hash'], row.id, shas[row.id], i) if resume else None
                 if hit is not None and hit['status'] == 'ok': return dict(hit, cached=True)
-                t = time.perf_counter()
-                try:
-                    a = bots[i].ask(row.question, mode=mode, k=k, max_new_tokens=max_new, groups=ALL_ACCESS, log=False)
-                    ranked = kb.search_documents(row.question, k=e.k, mode=mode, groups=ALL_ACCESS)
-                    rec = dict(status='ok', error=None, answer=a.to_dict(), ranked_docs=ranked)
-                except Exception as ex:  # one broken row must cost that row, not the run
-                    rec = dict(status='failed', error=f"{type(ex).__name__}: {ex}", answer=None, ranked_docs=None)
-                rec['wall_s'] = round(time.perf_counter() - t, 4)
+                if rec is None: rec = answer_job(bots[i], kb, row, mode, k, max_new, e.k)
                 cache.put(setup['config_hash'], row.id, shas[row.id], i, rec)
                 return dict(rec, cached=False)
 
@@ -883,7 +880,15 @@ def evaluate(eval_rows:list[EvalRow]|str|Path, # rows, or a JSONL file / BEIR fo
             if progress:
                 from tqdm.auto import tqdm
                 bar = tqdm(total=len(jobs), desc=c.name, unit='row')
-            if concurrency <= 1:
+            if engine == 'ray':  # cached rows stay here; the others are answered on actors, then cached here
+                todo = [(row, i) for row, i in jobs if not (resume and (h := cache.get(setup['config_hash'], row.id, shas[row.id], i))
+                                                            and h['status'] == 'ok')]
+                for (row, i), rec in answer_on_ray(todo, c, ws, s, max_new, idx_gen, repeats, mode, k):
+                    done[(row.id, i)] = run_one(row, i, rec=rec)
+                    if bar: bar.update()
+                for row, i in jobs:
+                    if (row.id, i) not in done: done[(row.id, i)] = run_one(row, i); bar and bar.update()
+            elif concurrency <= 1:
                 for row, i in jobs:
                     done[(row.id, i)] = run_one(row, i)
                     if bar: bar.update()
@@ -935,6 +940,54 @@ def evaluate(eval_rows:list[EvalRow]|str|Path, # rows, or a JSONL file / BEIR fo
     report = EvalReport(meta, summaries, records)
     if out_dir is not None: report.save(out_dir)
     return report
+
+# %% ../../nbs/64_evaluation.ipynb #e19ray02
+def answer_job(bot, kb, row:EvalRow, mode:str, k:int, max_new:int, k_eval:int)->dict:
+    "Answer one row with one repeat's assistant and rank documents for it: the record the row cache keeps."
+    t = time.perf_counter()
+    try:
+        a = bot.ask(row.question, mode=mode, k=k, max_new_tokens=max_new, groups=ALL_ACCESS, log=False)
+        ranked = kb.search_documents(row.question, k=k_eval, mode=mode, groups=ALL_ACCESS)
+        rec = dict(status='ok', error=None, answer=a.to_dict(), ranked_docs=ranked)
+    except Exception as ex:  # one broken row must cost that row, not the run
+        rec = dict(status='failed', error=f"{type(ex).__name__}: {ex}", answer=None, ranked_docs=None)
+    rec['wall_s'] = round(time.perf_counter() - t, 4)
+    return rec
+
+class AnswerActor:
+    "A Ray actor answering rows for one candidate: embedder, index and generator loaded once."
+    def __init__(self, c, ws, s:Settings, max_new:int, idx_gen, repeats:int, mode:str, k:int):
+        from genai_accel.core.models import Embedder
+        e = s.evaluation
+        self.kb = KnowledgeBase(ws, s, embedder=Embedder(s))
+        prompts = PromptRegistry(Path(ws)/'prompts')
+        setup = _candidate_setup(c, s, prompts, None, max_new, idx_gen)
+        lock, holder = threading.Lock(), {}
+        gens = [_SampledGenerator(setup['factory'], setup['settings'], 0.0 if i == 0 else e.temperature, e.seed + i, lock, holder)
+                for i in range(repeats)]
+        self.bots = [Assistant(ws, setup['settings'], generator=g, kb=self.kb, prompt=setup['template'].id, prompts=prompts)
+                     for g in gens]
+        self.args, self.k_eval = (mode, k, max_new), e.k
+    def answer(self, jobs:list)->list:
+        return [(row.id, i, answer_job(self.bots[i], self.kb, row, *self.args, self.k_eval)) for row, i in jobs]
+
+def answer_on_ray(jobs:list, # (row, repeat) pairs to answer
+                  c, ws, s:Settings, max_new:int, idx_gen, repeats:int, mode:str, k:int,
+                  batch:int=4, # rows per actor call
+                 ):
+    "Yield `((row, repeat), record)` as actors finish them; a local Ray instance runs for the call unless one is up."
+    if not jobs: return
+    from genai_accel.data.distributed import ray_session
+    by_key = {(row.id, i): (row, i) for row, i in jobs}
+    with ray_session(s) as ray:
+        from ray.util import ActorPool
+        cls = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(AnswerActor)
+        n = max(1, min(s.ray.actors, len(jobs)))
+        actor_s = s.with_overrides(models__threads=1)
+        pool = ActorPool([cls.remote(c, str(ws), actor_s, max_new, idx_gen, repeats, mode, k) for _ in range(n)])
+        parts = [jobs[i:i + batch] for i in range(0, len(jobs), batch)]
+        for out in pool.map_unordered(lambda a, part: a.answer.remote(part), parts):
+            for rid, i, rec in out: yield by_key[(rid, i)], rec
 
 # %% ../../nbs/64_evaluation.ipynb #3af2296b
 def _slim(a:dict)->dict:

@@ -39,9 +39,10 @@ def evaluate_retrieval(folder:str|Path, # BEIR folder
                        embedder=None,
                        progress:bool=False,
                        return_runs:bool=False, # also return each query's ranking
+                       engine:str='local', # 'ray': the corpus is ingested on Ray (`genai_accel.data.distributed`)
                       )->dict:
     "nDCG@10, Recall@10/100, MRR@10 and more over the judged queries of `split`."
-    from genai_accel.data.ingest import ingest
+    from genai_accel.data.distributed import run_ingest
     from genai_accel.data.index import KnowledgeBase
     s = settings or Settings()
     s = s.with_overrides(dedup__enabled=False, dedup__near_duplicates=False)
@@ -52,7 +53,7 @@ def evaluate_retrieval(folder:str|Path, # BEIR folder
         from genai_accel.core.models import Embedder
         embedder = Embedder(s)
     t0 = time.perf_counter()
-    man = ingest([folder/'corpus.jsonl'], ws, s, embedder=embedder, progress=progress)
+    man = run_ingest(engine, [folder/'corpus.jsonl'], ws, s, embedder=embedder, progress=progress)
     t_index = time.perf_counter() - t0
     kb = KnowledgeBase(ws, s, embedder=embedder)
     mode = mode or s.retrieval.mode

@@ -7,11 +7,12 @@ Docs: https://github.com/genai-accel/genai_accel/cleaning.html.md"""
 
 # %% ../../nbs/12_cleaning.ipynb #26dcb837
 from __future__ import annotations
-import hashlib, re, unicodedata, zlib
+import hashlib, os, re, tempfile, unicodedata, zlib
+from array import array
 from collections import Counter
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
+from datasketch import MinHash
 from fastcore.basics import patch
 from ..core.text import JOINERS, ZERO_WIDTH, word_tokens
 
@@ -107,6 +108,62 @@ def similarity(sig_a:np.ndarray, sig_b:np.ndarray)->float:
     return float(np.mean(sig_a == sig_b))
 
 # %% ../../nbs/12_cleaning.ipynb #e11c8008
+_SPLITMIX = (np.uint64(0xbf58476d1ce4e5b9), np.uint64(0x94d049bb133111eb))
+
+def _mix64(x:np.ndarray)->np.ndarray:
+    "splitmix64's finaliser on a `uint64` array (wrapping arithmetic): spreads every input bit over the output."
+    x = x ^ (x >> np.uint64(30)); x = x * _SPLITMIX[0]
+    x = x ^ (x >> np.uint64(27)); x = x * _SPLITMIX[1]
+    return x ^ (x >> np.uint64(31))
+
+def _key_halves(key:str)->tuple[int, int]:
+    "An exact key as two 64-bit halves of its blake2b-128 digest: the first is looked up, the second confirms."
+    d = hashlib.blake2b(key.encode('utf-8', 'surrogatepass'), digest_size=16).digest()
+    return int.from_bytes(d[:8], 'little'), int.from_bytes(d[8:], 'little')
+
+class _MultiMap:
+    "`uint64` key -> `int32` values (several per key) in 12 bytes an entry: sorted numpy arrays plus a small dict of recent additions."
+    def __init__(self, pending_max:int=1 << 16):
+        self.keys, self.vals = np.empty(0, np.uint64), np.empty(0, np.int32)
+        self.pending: dict[int, list[int]] = {}
+        self.n_pending, self.pending_max = 0, pending_max
+    def __len__(self): return len(self.keys) + self.n_pending
+    def add(self, keys:list[int], val:int):
+        p = self.pending
+        for k in keys:
+            vs = p.get(k)
+            if vs is None: p[k] = val  # one value: a plain int; a list only when a key repeats
+            elif type(vs) is list: vs.append(val)
+            else: p[k] = [vs, val]
+        self.n_pending += len(keys)
+        if self.n_pending >= self.pending_max: self.merge()
+    def merge(self):
+        "Move the recent additions into the sorted arrays (one `np.insert`: the only copy is the new arrays)."
+        if not self.n_pending: return
+        ks, vs = [], []
+        for k, v in self.pending.items():
+            if type(v) is list: ks.extend([k] * len(v)); vs.extend(v)
+            else: ks.append(k); vs.append(v)
+        ks, vs = np.array(ks, dtype=np.uint64), np.array(vs, dtype=np.int32)
+        o = np.argsort(ks, kind='stable'); ks, vs = ks[o], vs[o]
+        at = np.searchsorted(self.keys, ks, side='right')
+        self.keys, self.vals = np.insert(self.keys, at, ks), np.insert(self.vals, at, vs)
+        self.pending.clear(); self.n_pending = 0
+    def get(self, keys:list[int])->list[int]:
+        "Every value stored under any of `keys` (with repeats)."
+        out = []
+        if len(self.keys):
+            q = np.array(keys, dtype=np.uint64)
+            lo, hi = np.searchsorted(self.keys, q, 'left'), np.searchsorted(self.keys, q, 'right')
+            for a, b in zip(lo.tolist(), hi.tolist()):
+                if b > a: out.extend(self.vals[a:b].tolist())
+        for k in keys:
+            v = self.pending.get(k)
+            if v is None: continue
+            if type(v) is list: out.extend(v)
+            else: out.append(v)
+        return out
+
 class Deduplicator:
     "Exact (normalised sha256) and near (MinHash LSH on word shingles) duplicate detection."
     def __init__(self,
@@ -119,12 +176,17 @@ class Deduplicator:
         if not 0 < threshold <= 1: raise ValueError(f"dedup threshold must be in (0, 1], got {threshold}; fix [dedup] threshold")
         self.threshold, self.num_perm, self.shingle_words, self.near = threshold, num_perm, shingle_words, near
         self._perms = MinHash(num_perm, seed=seed).permutations
-        self._lsh = MinHashLSH(num_perm=num_perm, params=lsh_bands(threshold, num_perm)) if near else None
-        self._exact: dict[str, list[str]] = {}  # exact key -> doc ids with it, in the order added
-        self._keys: dict[str, str] = {}  # doc id -> its exact key
-        self._sigs: dict[str, np.ndarray] = {}  # doc id -> signature, for checking LSH candidates
-        self._order: dict[str, int] = {}  # doc id -> insertion number, for stable tie-breaks
-        self._n = 0
+        self._b, self._r = lsh_bands(threshold, num_perm)  # LSH bands x rows, as datasketch's MinHashLSH would use them
+        rng = np.random.default_rng(num_perm)  # fixed odd multipliers per row and a salt per band for the band hashes
+        self._mult = rng.integers(1, 2**63, size=self._r, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+        self._salt = rng.integers(0, 2**63, size=self._b, dtype=np.uint64)
+        # documents by insertion number (which also breaks ties): ids as UTF-8 in one buffer, found by a hash of the id
+        self._id_bytes, self._id_ends, self._alive, self._n_alive = bytearray(), array('Q'), bytearray(), 0
+        self._ids = _MultiMap()  # 64-bit hash of a doc id -> insertion numbers
+        self._exact = _MultiMap()  # first half of the exact key's digest -> insertion numbers
+        self._exact2 = array('Q')  # insertion number -> second half of its exact key's digest
+        self._bands = _MultiMap()  # hash of (band, its rows' hash values) -> insertion numbers
+        self._sig_file = None  # signatures (uint64 x num_perm per insertion number) live on disk, read for candidates
 
     @classmethod
     def from_settings(cls, settings)->Deduplicator:
@@ -134,9 +196,6 @@ class Deduplicator:
 
     def exact_key(self, text:str)->str: return exact_key(text)
 
-    def _minhash(self, sig:np.ndarray)->MinHash:
-        return MinHash(self.num_perm, hashvalues=sig.astype(np.uint32), permutations=self._perms, scheme='affine32')
-
     def signature(self, text:str)->np.ndarray:
         "MinHash hash values (`uint64`, length `num_perm`) of the shingles of `text`."
         m = MinHash(self.num_perm, hashfunc=zlib.crc32, permutations=self._perms, scheme='affine32')
@@ -144,8 +203,72 @@ class Deduplicator:
         for i in range(0, len(sh), _BATCH): m.update_batch(sh[i:i + _BATCH])
         return m.hashvalues.astype(np.uint64)
 
-    def __len__(self): return len(self._keys)
-    def __contains__(self, doc_id): return doc_id in self._keys
+    def __len__(self): return self._n_alive
+    def __contains__(self, doc_id): return self._find(doc_id) is not None
+
+# %% ../../nbs/12_cleaning.ipynb #27691941
+def _id_hash(doc_id:str)->int:
+    return int.from_bytes(hashlib.blake2b(doc_id.encode('utf-8', 'surrogatepass'), digest_size=8).digest(), 'little')
+
+@patch
+def _id_of(self:Deduplicator, i:int)->str:
+    "The doc id recorded as insertion number `i`."
+    return self._id_bytes[self._id_ends[i - 1] if i else 0:self._id_ends[i]].decode('utf-8', 'surrogatepass')
+
+@patch
+def _find(self:Deduplicator, doc_id:str)->int|None:
+    "The insertion number of `doc_id`'s current record, or None."
+    return next((i for i in self._ids.get([_id_hash(doc_id)]) if self._alive[i] and self._id_of(i) == doc_id), None)
+
+@patch
+def _valid_signature(self:Deduplicator, doc_id:str, signature)->np.ndarray:
+    signature = np.asarray(signature, dtype=np.uint64)
+    if signature.shape != (self.num_perm,):
+        raise ValueError(f"signature of {doc_id!r} has {signature.size} values, this index uses num_perm={self.num_perm}; rebuild the signatures")
+    return signature
+
+@patch
+def _band_keys(self:Deduplicator, sig:np.ndarray)->list[int]:
+    "One 64-bit key per LSH band: a hash of the band number and its rows' values (as `uint32`, as datasketch compares them)."
+    v = sig[:self._b * self._r].astype(np.uint32).astype(np.uint64).reshape(self._b, self._r)
+    return _mix64((v * self._mult).sum(axis=1, dtype=np.uint64) + self._salt).tolist()
+
+@patch
+def _write_signature(self:Deduplicator, i:int, sig:np.ndarray):
+    if self._sig_file is None: self._sig_file = tempfile.TemporaryFile(prefix='dedup-signatures-')
+    os.pwrite(self._sig_file.fileno(), sig.tobytes(), i * self.num_perm * 8)
+
+@patch
+def _read_signature(self:Deduplicator, i:int)->np.ndarray:
+    n = self.num_perm * 8
+    return np.frombuffer(os.pread(self._sig_file.fileno(), n, i * n), dtype=np.uint64)
+
+@patch
+def _near_candidates(self:Deduplicator, sig:np.ndarray)->list[tuple[int, float]]:
+    "`(insertion number, estimated similarity)` of every recorded document sharing an LSH band with `sig`, in insertion order."
+    out, nb = [], self._b * self._r
+    for i in sorted(set(self._bands.get(self._band_keys(sig)))):
+        if not self._alive[i]: continue  # removed
+        other = self._read_signature(i)
+        same = sig[:nb].astype(np.uint32) == other[:nb].astype(np.uint32)
+        if not same.reshape(self._b, self._r).all(axis=1).any(): continue  # a 64-bit band-hash collision, not a candidate
+        out.append((i, similarity(sig, other)))
+    return out
+
+@patch
+def __getstate__(self:Deduplicator)->dict:
+    "Picklable (to hand it to another process): the signatures travel as bytes."
+    state = self.__dict__.copy()
+    if self._sig_file is not None:
+        self._sig_file.seek(0); state['_sig_file'] = self._sig_file.read()
+    return state
+
+@patch
+def __setstate__(self:Deduplicator, state:dict):
+    sigs = state.pop('_sig_file')
+    self.__dict__.update(state); self._sig_file = None
+    if sigs is not None:
+        self._sig_file = tempfile.TemporaryFile(prefix='dedup-signatures-'); self._sig_file.write(sigs); self._sig_file.flush()
 
 # %% ../../nbs/12_cleaning.ipynb #8c0a26c5
 @patch
@@ -159,20 +282,21 @@ def add(self:Deduplicator,
     if exact_key is None:
         if text is None: raise ValueError(f"add({doc_id!r}) needs the text or its exact_key")
         exact_key = self.exact_key(text)
-    if doc_id in self._keys: self.remove(doc_id)
-    self._keys[doc_id] = exact_key
-    self._exact.setdefault(exact_key, []).append(doc_id)
-    self._order[doc_id] = self._n; self._n += 1
-    if not self.near: return
-    if signature is None:
-        if text is None: raise ValueError(f"add({doc_id!r}) needs the text or its signature when near duplicates are on")
-        signature = self.signature(text)
-    signature = np.asarray(signature, dtype=np.uint64)
-    if len(signature) != self.num_perm:
-        raise ValueError(f"signature of {doc_id!r} has {len(signature)} values, this index uses num_perm={self.num_perm}; rebuild the signatures")
-    if np.all(signature == _EMPTY): return
-    self._sigs[doc_id] = signature
-    self._lsh.insert(doc_id, self._minhash(signature))
+    if self.near:
+        if signature is None:
+            if text is None: raise ValueError(f"add({doc_id!r}) needs the text or its signature when near duplicates are on")
+            signature = self.signature(text)
+        signature = self._valid_signature(doc_id, signature)
+    old = self._find(doc_id)
+    if old is not None: self._alive[old] = 0; self._n_alive -= 1  # replaced (as `remove` does)
+    i = len(self._alive)
+    self._id_bytes += doc_id.encode('utf-8', 'surrogatepass'); self._id_ends.append(len(self._id_bytes))
+    self._alive.append(1); self._n_alive += 1; self._ids.add([_id_hash(doc_id)], i)
+    k1, k2 = _key_halves(exact_key)
+    self._exact2.append(k2); self._exact.add([k1], i)
+    if not self.near or np.all(signature == _EMPTY): return
+    self._write_signature(i, signature)
+    self._bands.add(self._band_keys(signature), i)
 
 # %% ../../nbs/12_cleaning.ipynb #d620ffc2
 @patch
@@ -184,31 +308,27 @@ def check(self:Deduplicator,
          )->tuple[str|None, str|None]:
     "`('exact'|'near', id of the earlier document)` or `(None, None)`; does not add."
     if exact_key is None and text is not None: exact_key = self.exact_key(text)
+    me = self._find(doc_id)
     if exact_key is not None:
-        other = next((d for d in self._exact.get(exact_key, ()) if d != doc_id), None)
-        if other is not None: return 'exact', other
+        k1, k2 = _key_halves(exact_key)
+        held = [i for i in self._exact.get([k1]) if self._exact2[i] == k2 and self._alive[i] and i != me]
+        if held: return 'exact', self._id_of(min(held))  # the earliest added document with that text
     if not self.near or (signature is None and text is None): return None, None
-    if signature is None: signature = self.signature(text)
+    signature = self._valid_signature(doc_id, self.signature(text) if signature is None else signature)
     if np.all(signature == _EMPTY): return None, None
     best, best_key = None, None
-    for other in self._lsh.query(self._minhash(signature)):
-        if other == doc_id: continue
-        sim = similarity(signature, self._sigs[other])
-        key = (-sim, self._order[other])
-        if sim >= self.threshold and (best_key is None or key < best_key): best, best_key = other, key
+    for i, sim in self._near_candidates(signature):
+        if i == me: continue
+        key = (-sim, i)
+        if sim >= self.threshold and (best_key is None or key < best_key): best, best_key = self._id_of(i), key
     return ('near', best) if best is not None else (None, None)
 
 # %% ../../nbs/12_cleaning.ipynb #a19c2f40
 @patch
 def remove(self:Deduplicator, doc_id:str)->None:
     "Forget a document (no error if unknown)."
-    key = self._keys.pop(doc_id, None)
-    self._order.pop(doc_id, None)
-    if key is not None:
-        holders = self._exact[key]
-        holders.remove(doc_id)  # the next one with the same text is what later duplicates point to
-        if not holders: del self._exact[key]
-    if self._sigs.pop(doc_id, None) is not None: self._lsh.remove(doc_id)
+    i = self._find(doc_id)
+    if i is not None: self._alive[i] = 0; self._n_alive -= 1  # its index entries stay, unseen: lookups skip removed documents
 
 # %% ../../nbs/12_cleaning.ipynb #7ebb167e
 def near_duplicate_clusters(ids:list[str], # document ids
@@ -232,11 +352,11 @@ def near_duplicate_clusters(ids:list[str], # document ids
             k = exact_key(texts[i])
             if k in first_of_key: parent[find(i)] = find(first_of_key[k])
             else: first_of_key[k] = i
-        if np.all(np.asarray(sig) == _EMPTY): continue
-        m = dd._minhash(np.asarray(sig, dtype=np.uint64))
-        for other in dd._lsh.query(m):
-            if similarity(sig, dd._sigs[other]) >= threshold: parent[find(i)] = find(pos[other])
-        dd._sigs[doc_id] = np.asarray(sig, dtype=np.uint64); dd._lsh.insert(doc_id, m)
+        sig = dd._valid_signature(doc_id, sig)
+        if np.all(sig == _EMPTY): continue  # a text without words is nobody's near duplicate
+        for j, sim in dd._near_candidates(sig):
+            if sim >= threshold: parent[find(i)] = find(int(dd._id_of(j)))
+        dd.add(str(i), signature=sig, exact_key='')  # recorded under its position; the exact check above is separate
     groups: dict[int, list[int]] = {}
     for i in range(len(ids)): groups.setdefault(find(i), []).append(i)
     return sorted(([ids[i] for i in g] for g in groups.values() if len(g) > 1), key=lambda g: pos[g[0]])

@@ -214,7 +214,7 @@ def ingest_ray(paths:list[str|Path], # files and folders to ingest
             # stage 1: parse files in parallel tasks; the driver counts boilerplate lines over every document
             files = ray.data.from_items([{'i': i, 'entry': pickle.dumps(t)} for i, t in enumerate(todo)],
                                         override_num_blocks=min(len(todo), 64))
-            docs = files.map_batches(parse_files, batch_size=1, batch_format='numpy', num_cpus=1, max_retries=3,
+            docs = files.map_batches(parse_files, batch_size=1, batch_format='numpy', num_cpus=1,
                                      fn_kwargs=dict(settings=s, collection=collection, groups=groups)).materialize()
             lines, failed, n_docs = LineCounter(s.cleaning.boilerplate_min_docs, s.cleaning.boilerplate_min_share), [], 0
             for row in docs.iter_rows():
@@ -235,11 +235,11 @@ def ingest_ray(paths:list[str|Path], # files and folders to ingest
                 if r['file_path'] in replacing: continue
                 sig = np.frombuffer(r['minhash'], dtype=np.uint64) if r['minhash'] else None
                 dedup.add(r['doc_key'], signature=sig, exact_key=r['exact_key'])
-            # stage 2: prepare and embed on an actor pool (one embedder per actor, restarted and retried if killed)
+            # stage 2: prepare and embed on an actor pool, one embedder per actor; Ray Data's defaults restart a dead
+            # actor and retry its batch (max_restarts=-1, max_task_retries=-1), and retry a dead task (max_retries=-1)
             actor_settings = s.with_overrides(models__threads=1)
             prepared = docs.map_batches(PrepareEmbed, batch_size=s.ray.batch_size, batch_format='numpy',
                                         compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1,
-                                        max_restarts=-1, max_task_retries=-1,
                                         fn_constructor_kwargs=dict(settings=actor_settings, boilerplate=sorted(boiler),
                                                                    skip=failed))
             if bars[0] is not None: bars[0].close()

@@ -19,7 +19,8 @@ __all__ = ['KEEP_GENERATIONS', 'ALL_ACCESS', 'bm25_tokenize', 'index_text', 'bui
 
 # %% ../../nbs/16_index.ipynb #5901e638
 from .store import (open_store, doc_key, write_document, delete_documents_of_file, writes_workspace,
-                                    get_meta, index_rows, rows_where_metadata, chunk_rows, interaction_row, log_interaction)
+                                    get_meta, index_rows, count_index_rows, iter_index_rows,
+                                    rows_where_metadata, chunk_rows, interaction_row, log_interaction)
 
 # %% ../../nbs/16_index.ipynb #67a6b360
 def bm25_tokenize(texts:list[str], settings:Settings, return_ids:bool=True):
@@ -37,6 +38,7 @@ def index_text(title:str, text:str)->str:
     return f"{title}\n{text}" if title else text
 
 KEEP_GENERATIONS = 3  # the current index generation and the two before it stay on disk for readers
+_ROW_BATCH = 4096  # rows read from SQLite, tokenized and written per step of a build
 
 def _dense_index(vectors:np.ndarray, settings:Settings):
     import faiss
@@ -54,49 +56,171 @@ def _dense_index(vectors:np.ndarray, settings:Settings):
     if len(vectors): index.add(vectors)
     return index
 
+# %% ../../nbs/16_index.ipynb #f8caf556
+def _flat_header(dim:int, n:int)->bytes:
+    "The bytes faiss writes before the vectors of an `IndexFlatIP` of `n` vectors (faiss's own header, counts filled in)."
+    import faiss
+    h = bytearray(faiss.serialize_index(faiss.IndexFlatIP(dim)).tobytes())
+    if h[:4] != b'IxFI' or len(h) != 45 or int.from_bytes(h[-8:], 'little') != 0:  # a format this code does not know
+        raise RuntimeError(f"faiss {faiss.__version__} writes an unknown IndexFlatIP layout; use retrieval.dense_index='hnsw' or update build_index")
+    h[8:16] = n.to_bytes(8, 'little'); h[-8:] = (n * dim).to_bytes(8, 'little')  # ntotal; length of the float array
+    return bytes(h)
+
+class _VectorFiles:
+    "`vectors.npy` and (flat) `dense.faiss` written batch by batch, so no copy of all vectors is ever in memory."
+    def __init__(self, gen:Path, n:int, dim:int, flat:bool):
+        self.n, self.dim, self.i = n, dim, 0
+        self.npy = open(gen/'vectors.npy', 'wb')
+        np.lib.format.write_array_header_1_0(self.npy, dict(descr='<f4', fortran_order=False, shape=(n, dim)))
+        self.faiss = open(gen/'dense.faiss', 'wb') if flat else None
+        if flat: self.faiss.write(_flat_header(dim, n))
+        self.all = None if flat else np.empty((n, dim), np.float32)  # HNSW and IVF are built from all vectors at once
+    def write(self, blobs:list[bytes]):
+        if any(b is None or len(b) != 4 * self.dim for b in blobs):
+            raise ValueError(f"a chunk's stored embedding is missing or not {self.dim} float32 values; re-embed the workspace "
+                             "(`genai-accel maintain reembed`)")
+        if self.i + len(blobs) > self.n: raise RuntimeError("the store gained rows while the index was being built")
+        data = b''.join(blobs)
+        self.npy.write(data)
+        if self.faiss is not None: self.faiss.write(data)
+        else: self.all[self.i:self.i + len(blobs)] = np.frombuffer(data, np.float32).reshape(-1, self.dim)
+        self.i += len(blobs)
+    def close(self, settings:Settings, gen:Path):
+        if self.i != self.n: raise RuntimeError(f"the store held {self.i} index rows, {self.n} were counted; rebuild the index")
+        self.npy.close()
+        if self.faiss is not None: self.faiss.close()
+        else:
+            import faiss
+            faiss.write_index(_dense_index(self.all, settings), str(gen/'dense.faiss')); self.all = None
+
+class _JsonList:
+    "One list of `rows.json`, written to a part file a batch at a time, exactly as `json.dumps` would write the list."
+    def __init__(self, path:Path): self.path, self.f, self.n = path, open(path, 'w'), 0
+    def extend(self, items:list, encoded:bool=False):
+        if not items: return
+        body = ', '.join(items) if encoded else json.dumps(items)[1:-1]
+        self.f.write((', ' if self.n else '') + body); self.n += len(items)
+    def close(self): self.f.close()
+
+class _TokenIds:
+    "bm25s's `corpus_token_ids` (a list of token ids per text) kept as int32 arrays, handed out one list at a time."
+    def __init__(self): self.parts, self.vocab, self.n = [], {}, 0
+    def add(self, tokens:list[list[str]]):
+        "Append the token strings of some texts (bm25s.tokenize's `return_ids=False` output) as ids."
+        ids = [[self.vocab.setdefault(t, len(self.vocab)) for t in doc] for doc in tokens]
+        flat = np.fromiter((i for doc in ids for i in doc), np.int32, sum(map(len, ids)))
+        self.parts.append((flat, np.cumsum([len(d) for d in ids], dtype=np.int64))); self.n += len(ids)
+    def __len__(self): return self.n
+    def __iter__(self):
+        for flat, ends in self.parts:
+            flat, start = flat.tolist(), 0
+            for e in ends.tolist(): yield flat[start:e]; start = e
+
+def _lean_bm25_scores(bm, tokens:_TokenIds)->dict:
+    """bm25s's `build_index_from_ids` for a `_TokenIds`, in a fraction of its memory: each text's scores are computed
+    by bm25s's own functions (so every float is the same), but written straight into the CSC arrays, column by
+    column in text order, instead of into three arrays of every (text, token) pair that are then sorted."""
+    from bm25s import scoring as S
+    n_docs, n_vocab = len(tokens), len(tokens.vocab)
+    lengths, df = [], np.zeros(n_vocab, np.int64)
+    for flat, ends in tokens.parts:  # document frequencies: each (text, token) pair counted once
+        lens = np.diff(ends, prepend=0); lengths.append(lens)
+        pairs = np.unique(np.repeat(np.arange(len(ends), dtype=np.int64), lens) * n_vocab + flat)
+        df += np.bincount(pairs % n_vocab, minlength=n_vocab)
+    avg_doc_len = np.concatenate(lengths).mean() if lengths else np.float64('nan'); del lengths
+    idf_fn, tfc_fn = S._select_idf_scorer(bm.idf_method), S._select_tfc_scorer(bm.method)
+    df_items = dict(enumerate(df.tolist()))
+    bm.nonoccurrence_array = (S._build_nonoccurrence_array(df_items, n_docs, idf_fn, tfc_fn, avg_doc_len, avg_doc_len,
+                                                          bm.k1, bm.b, bm.delta, bm.dtype)
+                              if bm.method in bm.methods_requiring_nonoccurrence else None)
+    idf_array = S._build_idf_array(df_items, n_docs, idf_fn, bm.dtype); del df_items
+    indptr = np.zeros(n_vocab + 1, np.int64); np.cumsum(df, out=indptr[1:]); del df
+    data, indices = np.empty(indptr[-1], bm.dtype), np.empty(indptr[-1], bm.int_dtype)
+    cursor = indptr[:-1].copy()
+    for doc_idx, token_ids in enumerate(tokens):  # the loop of bm25s.scoring._build_scores_and_indices_for_matrix
+        voc, tf = S._get_counts_from_token_ids(token_ids, dtype=bm.dtype, int_dtype=bm.int_dtype)
+        scores_doc = idf_array[voc] * tfc_fn(tf_array=tf, l_d=len(token_ids), l_avg=avg_doc_len, k1=bm.k1, b=bm.b, delta=bm.delta)
+        if bm.method in ('bm25l', 'bm25+'): scores_doc -= bm.nonoccurrence_array[voc]
+        at = cursor[voc]; data[at] = scores_doc; indices[at] = doc_idx; cursor[voc] += 1
+    return dict(data=data, indices=indices, indptr=indptr, num_docs=n_docs)
+
+def _save_bm25(tokens:_TokenIds, path:Path):
+    "Build a bm25s index from `tokens` (the same index as from `bm25_tokenize` of all the texts) and save it."
+    import bm25s
+    from types import SimpleNamespace
+    bm = bm25s.BM25()
+    bm.build_index_from_ids = lambda unique_token_ids, corpus_token_ids, **kw: _lean_bm25_scores(bm, corpus_token_ids)
+    bm.index(SimpleNamespace(ids=tokens, vocab=tokens.vocab), show_progress=False)
+    bm.save(str(path), show_progress=False)
+
+# %% ../../nbs/16_index.ipynb #9c1cd1ad
 @writes_workspace
 def build_index(workspace:str|Path, # the workspace folder
                 settings:Settings|None=None, # retrieval.* decide the index kinds
                 _fail_after:str|None=None, # tests only: raise after writing this file, to simulate a crash
                )->Path:
     "Rebuild the search files from SQLite into a new generation and switch to it atomically."
-    import faiss, bm25s
     s = settings or Settings()
     ws = Path(workspace)
-    con = open_store(ws)
-    rows, dim = index_rows(con), int(get_meta(con, 'embedding_dim', 384))
-    con.close()
     idx_dir = ws/'index'
     idx_dir.mkdir(parents=True, exist_ok=True)
     gen = idx_dir/f"gen-{time.time_ns()}"
     gen.mkdir()
-    vectors = np.stack([np.frombuffer(r['embedding'], dtype=np.float32) for r in rows]) if rows else np.zeros((0, dim), np.float32)
-    np.save(gen/'vectors.npy', vectors)
-    faiss.write_index(_dense_index(vectors, s), str(gen/'dense.faiss'))
-    if _fail_after == 'dense.faiss': raise RuntimeError('simulated crash while writing the index')
-    doc_idx = []
-    if rows:
-        bm = bm25s.BM25()
-        bm.index(bm25_tokenize([index_text(r['title'], r['text']) for r in rows], s), show_progress=False)
-        bm.save(str(gen/'bm25'), show_progress=False)
-        # Document-level BM25 over each document's text, rebuilt from its chunks without the overlaps.
-        docs, pos = {}, {}
-        for i, r in enumerate(rows):
-            if r['doc_key'] not in pos: pos[r['doc_key']] = len(pos); docs[r['doc_key']] = [r['title'] or '', '', 0]
-            d = docs[r['doc_key']]
-            start, end = r['start'] or 0, r['end'] or 0
-            # overlapping text is taken once; a whitespace gap between chunks becomes one space
-            d[1] += ('' if start < d[2] else ' ') + r['text'][max(0, d[2] - start):] if d[1] else r['text']
-            d[2] = max(d[2], end)
-            doc_idx.append(pos[r['doc_key']])
-        bmd = bm25s.BM25()
-        bmd.index(bm25_tokenize([f"{title} {text}" for title, text, _ in docs.values()], s), show_progress=False)
-        bmd.save(str(gen/'bm25_docs'), show_progress=False)
-    info = dict(rows=[r['row'] for r in rows], doc_keys=[r['doc_key'] for r in rows], doc_idx=doc_idx,
-                collections=[r['collection'] for r in rows], groups=[json.loads(r['groups']) for r in rows],
-                dense_index=s.retrieval.dense_index, bm25_stemmer=s.retrieval.bm25_stemmer,
-                bm25_stopwords=s.retrieval.bm25_stopwords, created=time.time())
-    (gen/'rows.json').write_text(json.dumps(info))
+    con = open_store(ws)
+    con.execute('BEGIN')  # one read snapshot for the count and both passes
+    try:
+        n, dim = count_index_rows(con), int(get_meta(con, 'embedding_dim', 384))
+        # pass 1: vectors, the row table and the chunks' BM25 tokens, a batch of rows at a time
+        vec = _VectorFiles(gen, n, dim, flat=s.retrieval.dense_index == 'flat')
+        names = ('rows', 'doc_keys', 'doc_idx', 'collections', 'groups')
+        lists = {k: _JsonList(gen/f"rows.{k}.part") for k in names}
+        chunk_tokens, groups_json, last_key, n_docs = _TokenIds(), {}, None, 0
+        for batch in iter_index_rows(con, _ROW_BATCH):
+            vec.write([r['embedding'] for r in batch])
+            doc_idx = []
+            for r in batch:
+                if r['doc_key'] != last_key: last_key, n_docs = r['doc_key'], n_docs + 1  # a document's rows are contiguous
+                doc_idx.append(n_docs - 1)
+            lists['rows'].extend([r['row'] for r in batch]); lists['doc_keys'].extend([r['doc_key'] for r in batch])
+            lists['doc_idx'].extend(doc_idx); lists['collections'].extend([r['collection'] for r in batch])
+            lists['groups'].extend([groups_json.get(g) or groups_json.setdefault(g, json.dumps(json.loads(g)))
+                                    for g in (r['groups'] for r in batch)], encoded=True)
+            chunk_tokens.add(bm25_tokenize([index_text(r['title'], r['text']) for r in batch], s, return_ids=False))
+        vec.close(s, gen); del vec
+        if _fail_after == 'dense.faiss': raise RuntimeError('simulated crash while writing the index')
+        for l in lists.values(): l.close()
+        if n:
+            _save_bm25(chunk_tokens, gen/'bm25')
+            del chunk_tokens
+            # pass 2: document-level BM25 over each document's text, rebuilt from its chunks without the overlaps
+            doc_tokens, pending, d = _TokenIds(), [], None
+            def done(d):
+                pending.append(f"{d[0]} {d[1]}")
+                if len(pending) >= _ROW_BATCH: doc_tokens.add(bm25_tokenize(pending, s, return_ids=False)); pending.clear()
+            for batch in iter_index_rows(con, _ROW_BATCH, embeddings=False):
+                for r in batch:
+                    if d is None or r['doc_key'] != d[3]:
+                        if d is not None: done(d)
+                        d = [r['title'] or '', '', 0, r['doc_key']]
+                    start, end = r['start'] or 0, r['end'] or 0
+                    # overlapping text is taken once; a whitespace gap between chunks becomes one space
+                    d[1] += ('' if start < d[2] else ' ') + r['text'][max(0, d[2] - start):] if d[1] else r['text']
+                    d[2] = max(d[2], end)
+            done(d)
+            if pending: doc_tokens.add(bm25_tokenize(pending, s, return_ids=False))
+            _save_bm25(doc_tokens, gen/'bm25_docs')
+            del doc_tokens, pending
+    finally: con.rollback(); con.close()
+    # rows.json: the lists written above, then the settings the index was built with (as json.dumps writes the dict)
+    tail = json.dumps(dict(dense_index=s.retrieval.dense_index, bm25_stemmer=s.retrieval.bm25_stemmer,
+                           bm25_stopwords=s.retrieval.bm25_stopwords, created=time.time()))
+    with open(gen/'rows.json', 'w') as out:
+        for i, k in enumerate(names):
+            out.write(('{' if i == 0 else ', ') + json.dumps(k) + ': [')
+            with open(gen/f"rows.{k}.part") as part: shutil.copyfileobj(part, out)
+            out.write(']')
+            (gen/f"rows.{k}.part").unlink()
+        out.write(', ' + tail[1:])
     # Only now does the new generation become visible; os.replace is atomic on POSIX.
     tmp = idx_dir/f"CURRENT.tmp-{os.getpid()}"
     tmp.write_text(gen.name)

@@ -389,6 +389,7 @@ def ingest(paths:list[str|Path], # files and folders to ingest
         # steps 3-5: prepare each spooled document, embed and commit batch by batch
         writer = BatchWriter(con, embedder, collection, groups, s.ingest.commit_chunks, progress=progress)
         pii_total = write_spooled(spool, todo, parsed, boiler, s, dedup, chunker, writer, man, progress)
+    del dedup, lines, writer  # their per-document state is not needed by the index build
     man.pii = dict(pii_total)
     t_embed = time.perf_counter()
     n_deleted = remove_missing(con, roots, known, seen, collection, man) if delete_missing else 0  # step 6

@@ -20,17 +20,17 @@ __all__ = ['STATE_FILE', 'BASE_SCHEMA', 'MIGRATIONS', 'SCHEMA_VERSION', 'OLDEST_
            'open_store', 'WorkspaceBusy', 'writer_lock', 'writes_workspace', 'doc_key', 'write_document',
            'delete_documents_of_file', 'record_file', 'forget_file', 'get_meta', 'set_meta', 'update_embeddings',
            'file_records', 'list_files', 'count_files', 'list_documents', 'list_chunks', 'indexed_signatures',
-           'index_rows', 'chunks_to_embed', 'chunk_texts', 'chunk_rows', 'rows_where_metadata', 'chunk_embeddings',
-           'dump_state', 'RowCache', 'default_caller', 'new_interaction_id', 'interaction_row', 'prune_interactions',
-           'InteractionLog', 'interaction_log', 'log_interaction', 'flush_interaction_logs', 'FeedbackError',
-           'validate_feedback', 'con_path', 'insert_feedback', 'record_feedback', 'interaction_records',
-           'feedback_records', 'chunk_corpus', 'chunk_lookup', 'insert_api_key', 'get_api_key', 'list_api_keys',
-           'revoke_api_key', 'add_usage', 'usage_of', 'append_audit', 'read_audit', 'interactions_between',
-           'interaction_span', 'feedback_between', 'audit_between', 'insert_alerts', 'set_alert_delivery',
-           'read_alerts', 'compact_store', 'has_governance', 'governance_write', 'audit_entry_hash',
-           'append_governance_audit', 'governance_audit_rows', 'insert_registry_version', 'registry_version',
-           'registry_versions', 'insert_alias_event', 'alias_history', 'alias_stamp', 'insert_evaluation',
-           'evaluations_of', 'manifest_rows', 'pii_totals']
+           'index_rows', 'chunks_to_embed', 'chunk_texts', 'count_index_rows', 'iter_index_rows', 'chunk_rows',
+           'rows_where_metadata', 'chunk_embeddings', 'dump_state', 'RowCache', 'default_caller', 'new_interaction_id',
+           'interaction_row', 'prune_interactions', 'InteractionLog', 'interaction_log', 'log_interaction',
+           'flush_interaction_logs', 'FeedbackError', 'validate_feedback', 'con_path', 'insert_feedback',
+           'record_feedback', 'interaction_records', 'feedback_records', 'chunk_corpus', 'chunk_lookup',
+           'insert_api_key', 'get_api_key', 'list_api_keys', 'revoke_api_key', 'add_usage', 'usage_of', 'append_audit',
+           'read_audit', 'interactions_between', 'interaction_span', 'feedback_between', 'audit_between',
+           'insert_alerts', 'set_alert_delivery', 'read_alerts', 'compact_store', 'has_governance', 'governance_write',
+           'audit_entry_hash', 'append_governance_audit', 'governance_audit_rows', 'insert_registry_version',
+           'registry_version', 'registry_versions', 'insert_alias_event', 'alias_history', 'alias_stamp',
+           'insert_evaluation', 'evaluations_of', 'manifest_rows', 'pii_totals']
 
 # %% ../../nbs/15_store.ipynb #06dd5b21
 STATE_FILE = 'state.sqlite'
@@ -345,6 +345,26 @@ def chunk_texts(con:sqlite3.Connection, indexed_only:bool=False, order:str='row'
     if order not in ('row', 'chunk_id'): raise ValueError(f"order {order!r}: use row or chunk_id")
     return con.execute(f"""SELECT c.row, c.chunk_id, d.doc_id, c.text FROM chunks c JOIN documents d ON c.doc_key = d.doc_key
                            {"WHERE d.status = 'indexed'" if indexed_only else ''} ORDER BY c.{order}""").fetchall()
+
+# %% ../../nbs/15_store.ipynb #d28e7724
+_INDEX_ROWS_SQL = """SELECT {cols} FROM documents d CROSS JOIN chunks c ON c.doc_key = d.doc_key
+                     WHERE +d.status = 'indexed' ORDER BY d.doc_key, c.position"""
+
+def count_index_rows(con:sqlite3.Connection)->int:
+    "How many rows `index_rows` returns."
+    return con.execute("SELECT count(*) FROM chunks c JOIN documents d ON c.doc_key = d.doc_key WHERE d.status = 'indexed'").fetchone()[0]
+
+def iter_index_rows(con:sqlite3.Connection,
+                    batch:int=4096, # rows per list yielded
+                    embeddings:bool=True, # include each chunk's embedding blob
+                   ):
+    """`index_rows` a batch (list) at a time, same rows and order, so an index build never holds them all. Documents are
+    walked in key order and only each document's chunks are sorted (no sort of every row with its embedding)."""
+    cols = 'c.row, c.text, c.start, c.end, d.doc_key, d.collection, d.groups, d.title' + (', c.embedding' if embeddings else '')
+    cur = con.execute(_INDEX_ROWS_SQL.format(cols=cols))
+    try:
+        while rows := cur.fetchmany(batch): yield rows
+    finally: cur.close()
 
 # %% ../../nbs/15_store.ipynb #d7ffb119
 def chunk_rows(con:sqlite3.Connection, rows:list[int])->dict[int, sqlite3.Row]:

@@ -9,6 +9,7 @@ __all__ = []
 
 # %% ../../nbs/30_feedback.ipynb #bd903ea2
 from ..data.store import record_feedback, FeedbackError, InteractionLog, interaction_log, flush_interaction_logs
+from ..data.tracing import set_span_exporter, flush_spans, tracing_enabled
 from .records import import_feedback, FeedbackImport, interactions_frame, feedback_frame
 from .analysis import analyze, feedback_rates, retrieval_gaps, poorly_rated, cluster_questions
 from .improve import (improve_embedder, improve_evalset, improve_generator, improve_gaps, ImproveError,
