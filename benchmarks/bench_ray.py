@@ -128,18 +128,18 @@ def main():
     ids0, v0 = stored(tmp/'local'); kb0 = KnowledgeBase(tmp/'local', s)
     qs = list(queries.values())[:30]
     hits0 = [[h.chunk_id for h in kb0.search(q, k=10, mode='hybrid', groups=ALL_ACCESS)] for q in qs]
-    table = []
+    table, man0 = [], norm(res['runs']['local']['man'])
     for name, r in res['runs'].items():
         man, n_ch = r['man'], len(ids0)
         actors = 1 if name == 'ray1' else 2 if name == 'ray2' else None
-        r.update(total_s=round(r.pop('s'), 2), chunks=n_ch, chunks_s=round(n_ch / r['total_s'] if 'total_s' in r else 0, 1))
+        r.update(total_s=round(r.pop('s'), 2), chunks=n_ch)
         r['chunks_s'] = round(n_ch / r['total_s'], 1)
         r['embed_write_s'] = round(man.timings['chunk_embed_write_s'], 2)
         r['chunks_s_per_actor'] = round(n_ch / man.timings['chunk_embed_write_s'] / actors, 1) if actors else None
         if name != 'local':
             ids, v = stored(tmp/name); kb = KnowledgeBase(tmp/name, s)
             r['same_chunk_ids'] = ids == ids0
-            r['same_manifest'] = norm(man) == norm(res['runs']['local']['man'])
+            r['same_manifest'] = norm(man) == man0
             r['max_embedding_diff'] = float(np.abs(v - v0).max()) if ids == ids0 else None
             r['same_search_top10'] = all([h.chunk_id for h in kb.search(q, k=10, mode='hybrid', groups=ALL_ACCESS)] == h0
                                          for q, h0 in zip(qs, hits0))
@@ -155,7 +155,7 @@ def main():
     from genai_accel.data.store import open_store
     con = sqlite3.connect(f"file:{tmp/'local'/'state.sqlite'}?mode=ro", uri=True)
     n_rows = con.execute("SELECT count(*) FROM chunks").fetchone()[0]; con.close()
-    wcon = open_store(tmp/'wtest'); emb = np.zeros(384, np.float32).tobytes()
+    (tmp/'wtest').mkdir(); wcon = open_store(tmp/'wtest'); emb = np.zeros(384, np.float32).tobytes()
     t = time.perf_counter()
     with wcon:
         wcon.execute("CREATE TEMP TABLE w(id TEXT, doc TEXT, text TEXT, e BLOB)")

@@ -99,6 +99,9 @@ def search(query:Optional[str] = typer.Argument(None, help="what to search for (
            embedder:Optional[str] = EmbedderOpt, as_json:bool = JsonOpt):
     "Search the workspace."
     from genai_accel.data.index import KnowledgeBase
+    # usage first: a wrong command line is told as such before any workspace is opened
+    if queries is not None and query is not None: raise typer.BadParameter("give a query or --queries FILE, not both", param_hint='--queries')
+    if queries is None and query is None: raise typer.BadParameter("give a query, or --queries FILE of {id, query} rows", param_hint='QUERY')
     s = load_settings(settings, models__embedder=embedder)
     kb = KnowledgeBase(workspace, s)
     g, note = caller_groups(groups)
@@ -107,7 +110,6 @@ def search(query:Optional[str] = typer.Argument(None, help="what to search for (
                               caller=default_caller(), source='cli')
     access = 'all' if not isinstance(g, list) else g
     if queries is not None:  # batch: one JSON line per {id, query} row, each logged as its own interaction
-        if query is not None: raise typer.BadParameter("give a query or --queries FILE, not both", param_hint='--queries')
         rows = read_query_rows(queries)
         n = 0
         for r in rows:
@@ -118,7 +120,6 @@ def search(query:Optional[str] = typer.Argument(None, help="what to search for (
             else: typer.echo(f"{r['id']}\t{hits.interaction_id}\t" + ' '.join(h.chunk_id for h in hits)); n += 1
         flush_interaction_logs()
         return
-    if query is None: raise typer.BadParameter("give a query, or --queries FILE of {id, query} rows", param_hint='QUERY')
     hits = run(query)
     flush_interaction_logs()
     human = '\n'.join([note] + [f"{h.rank:>2}. [{h.score:.3f}] {h.collection}/{h.doc_id}  {h.chunk_id}\n    "

@@ -16,3 +16,4 @@ from .store import open_store, StoreError, WorkspaceBusy, writer_lock, SCHEMA_VE
 from .index import KnowledgeBase, Hit, SearchError, bm25_tokenize
 from .ingest import ingest, IngestManifest, FileResult, write_sample_corpus
 from .beir import DatasetError, load_beir_queries
+from .distributed import run_ingest, ingest_ray, EngineError
