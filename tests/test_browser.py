@@ -135,3 +135,11 @@ def test_retrieval_debugger_and_eval_explorer_render(lab, page):
         return rows.length > 0 && [...rows].every(r => r.innerText.includes('off')); }""")
     ev.screenshot(path=str(SHOTS/'06_eval_explorer_unanswerable.png'))
     assert 'Failures by stage' in ev.inner_text()
+
+def test_monitoring_panel_renders(lab, page):
+    "The monitoring panel shows the tour's interaction log as KPI windows, its plot and the (empty) alerts table."
+    mon = _widget(page, '.genai-accel-monitoring-panel')
+    t = mon.inner_text()
+    assert 'windows' in t and 'volume' in t and 'latency_p95_ms' in t and 'Alerts' in t, t[:1500]
+    assert mon.locator('img').count() >= 1  # the KPI trend plot
+    mon.screenshot(path=str(SHOTS/'07_monitoring_panel.png'))
