@@ -359,7 +359,7 @@ class EvalExplorer:
         from IPython.display import display
         display(self.widget)
 
-# %% ../nbs/93_widgets.ipynb #e975acf1
+# %% ../nbs/93_widgets.ipynb #b4db0e36
 MONITOR_KPIS = ('volume', 'latency_p95_ms', 'error_rate', 'abstention_rate', 'positive_feedback_rate', 'top_score_p50')
 
 def monitor_frames(workspace:str|Path, # the workspace folder (read only)
@@ -385,7 +385,7 @@ def monitor_frames(workspace:str|Path, # the workspace folder (read only)
     finally: con.close()
     return kpis, alerts
 
-# %% ../nbs/93_widgets.ipynb #f23bddfc
+# %% ../nbs/93_widgets.ipynb #e541ed03
 class MonitoringPanel:
     "KPI trends per window and recorded alerts of a workspace (read only)."
     def __init__(self,
