@@ -36,12 +36,14 @@ def simulated_feedback(lines:list[dict], qrels:dict, first_chunk:dict)->list[dic
     rows = []
     for r in lines:
         rel_docs = {d for d, v in qrels[r['id']].items() if v > 0}
-        shown = [h['chunk_id'] for h in r['results']]
-        good = [h['chunk_id'] for h in r['results'] if h['doc_id'] in rel_docs]
+        good, marked = [], set()
+        for h in r['results']:  # the best-ranked shown passage of each source
+            if h['doc_id'] in rel_docs and h['doc_id'] not in marked: good.append(h['chunk_id']); marked.add(h['doc_id'])
         if not good: good = [first_chunk[d] for d in sorted(rel_docs) if d in first_chunk][:1]
         if not good: continue
         rows.append(dict(interaction_id=r['interaction_id'], relevant_chunk_ids=good,
-                         irrelevant_chunk_ids=[c for c in shown if c not in good][:5], event_id=f"sim-{r['id']}"))
+                         irrelevant_chunk_ids=[h['chunk_id'] for h in r['results'] if h['doc_id'] not in rel_docs][:5],
+                         event_id=f"sim-{r['id']}"))
     return rows
 
 
@@ -69,9 +71,18 @@ def loop(a, work:Path)->dict:
     assert not set(fb_q) & set(test_q)
     ws = work/'ws'
     t = time.perf_counter()
-    cli('ingest', data/'corpus.jsonl', '--workspace', ws, '--json', '--no-progress')
+    reused = bool(a.reuse and (ws/'state.sqlite').exists())
+    if reused:  # the same corpus, ingested by an earlier run with --keep: start the log afresh
+        from genai_accel.data.store import open_store, prune_interactions
+        con = open_store(ws)
+        n = prune_interactions(con, retention_days=1e-9)  # every interaction, with its feedback
+        con.close()
+        shutil.rmtree(work/'emb', ignore_errors=True); shutil.rmtree(work/'ws_after', ignore_errors=True)
+        print(f"  reusing the ingested workspace {ws} ({n} logged interactions and their feedback deleted)", flush=True)
+    else:
+        cli('ingest', data/'corpus.jsonl', '--workspace', ws, '--json', '--no-progress')
+        print(f"  ingested {len(corpus)} abstracts in {time.perf_counter() - t:.0f} s", flush=True)
     t_ingest = time.perf_counter() - t
-    print(f"  ingested {len(corpus)} abstracts in {t_ingest:.0f} s", flush=True)
     (work/'queries.jsonl').write_text(''.join(json.dumps(dict(id=q, query=queries[q])) + '\n' for q in fb_q))
     lines = [json.loads(l) for l in cli('search', '--queries', work/'queries.jsonl', '--json', '--workspace', ws).stdout.splitlines() if l.strip()]
     assert len(lines) == len(fb_q) and all(l['interaction_id'] for l in lines), 'every batch search is a logged interaction'
@@ -88,6 +99,7 @@ def loop(a, work:Path)->dict:
     t = time.perf_counter()
     qrels_dir = data/'qrels'
     hidden = data/'qrels.hidden'
+    shutil.rmtree(hidden, ignore_errors=True)  # left by an interrupted run (write_beir wrote qrels/ afresh)
     qrels_dir.rename(hidden)  # improve embedder sees the workspace (log + feedback) and nothing else
     try: p = cli('improve', 'embedder', '--out', work/'emb', *(['--epochs', a.epochs] if a.epochs else []), '--workspace', ws, '--json')
     finally: hidden.rename(qrels_dir)
@@ -100,7 +112,8 @@ def loop(a, work:Path)->dict:
     after = held_out_ndcg(ws2, {q: queries[q] for q in test_q}, {q: qrels[q] for q in test_q}, str(work/'emb'))
     res = dict(n_docs=len(corpus), n_feedback_queries=len(fb_q), n_held_out=len(test_q), feedback_rows=len(rows),
                import_counts=imp['counts'], improve=improve, held_out_before=before, held_out_after=after,
-               ratio={m: round(after[m] / before[m], 4) for m in before}, ingest_s=round(t_ingest, 1), train_s=round(t_train, 1))
+               ratio={m: round(after[m] / before[m], 4) for m in before}, ingest_s=round(t_ingest, 1), train_s=round(t_train, 1),
+               reused_workspace=reused)
     print(f"  improve embedder: {improve['n_queries']} feedback questions ({improve['n_train_queries']} train / "
           f"{improve['n_val_queries']} validation), {improve['n_logged_negatives']} logged hard negatives, validation nDCG@10 "
           f"{improve['before']['val_ndcg10']} -> {improve['after']['val_ndcg10']} (best epoch {improve['best_epoch']}), {t_train:.0f} s", flush=True)
@@ -152,6 +165,7 @@ if __name__ == '__main__':
     ap.add_argument('--epochs', type=int, default=None, help='most epochs (default: improve embedder\'s, finetune.embedder_epochs)')
     ap.add_argument('--feedback-share', type=float, default=0.8, help='share of the judged queries used for feedback; the rest is held out')
     ap.add_argument('--keep', help='keep the work folder here')
+    ap.add_argument('--reuse', action='store_true', help='with --keep: reuse the workspace an earlier run ingested there (its log and feedback are deleted first)')
     a = ap.parse_args()
     ctx = setup(a, 'bench_feedback_loop')
     os.environ['GENAI_ACCEL_MODELS_THREADS'] = str(a.threads)  # the CLI subprocesses too

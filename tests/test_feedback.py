@@ -159,7 +159,7 @@ def test_improve_embedder_learns_from_the_log_and_feedback_only(tmp_path):
         assert set(t['logged_negative_ids']) <= set(shown[t['query']]) | marked[t['query']]
         assert t['positive_id'] not in t['logged_negative_ids']
     cfg = json.loads((emb/'run'/'config.json').read_text())
-    assert cfg['given_negatives'] == d['n_logged_negatives'] > 0 and cfg['hard_negatives'] == 2
+    assert cfg['given_negatives'] == d['n_logged_negatives'] > 0 and cfg['hard_negatives'] == 1
     # the folder is the model: re-embed a copy of the workspace with it, search with --embedder DIR
     ws2 = tmp_path/'ws_after'
     shutil.copytree(ws, ws2)

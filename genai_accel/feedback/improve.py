@@ -90,7 +90,7 @@ def improve_embedder(out:str|Path, # the new embedder's folder (loadable as mode
                      settings:Settings|None=None, # models.embedder is the base; finetune.* as for `finetune embedder`
                      epochs:int|None=None, # most epochs (default finetune.embedder_epochs: 3; the best on validation is kept)
                      lr:float|None=None, # learning rate (default finetune.embedder_lr: 3e-5)
-                     hard_negatives:int=2, # per pair: half from the log (shown above the relevant chunk, not relevant), half mined by BM25
+                     hard_negatives:int=1, # per pair; half of them (an odd one by a coin flip) from the log (shown above the relevant chunk, not relevant), the rest mined by BM25
                      min_queries:int=8, # fewer feedback queries than this is an error
                      progress:bool=True,
                     )->dict:

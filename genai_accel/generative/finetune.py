@@ -540,14 +540,14 @@ def finetune_embedder(source:str|Path, # JSONL of {"query", "passage"} pairs, or
 
     # 5. two helpers over the run's data
     def negatives_for(batch, sample:bool)->list[list[str]]:
-        "`n_neg` hard negatives per pair (half, rounded up, from the given ones): sampled in training, the best ones in validation."
+        "`n_neg` hard negatives per pair, half of them from the given ones (an odd one by a coin flip): sampled in training, the best ones in validation."
         if n_neg <= 0: return []
         out = []
         for q, _ in batch:
             g = given[q]
             c = [d for d in cands[q][:f.negative_depth] if d not in g] or [d for d in list(corpus)[:n_neg + len(qrels[q]) + len(g)]
                                                                          if d not in qrels[q] and d not in g]
-            k = min(len(g), (n_neg + 1) // 2)
+            k = min(len(g), n_neg // 2 + (n_neg % 2 and (rng.random() < 0.5 if sample else 1))) if g else 0  # no draw without given ones
             picks = (rng.sample(g, k) + rng.sample(c, min(n_neg - k, len(c)))) if sample else g[:k] + c[:n_neg - k]
             picks = picks or g[:1] or c[:1]
             out.append((picks * n_neg)[:n_neg])
