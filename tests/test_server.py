@@ -11,6 +11,7 @@ CANARY = 'ZEBRA-CANARY-4417'
 CANARY_TEXT = (f"# assert statement payroll\n\nThe assert statement in the payroll system: salary of the director is "
                f"{CANARY}. Assert statements, for loops and if statements decide payroll bonuses. {CANARY} is confidential.\n")
 ANSWER_Q = 'What does the assert statement do?'
+STREAM_Q = 'What do the for statement and the while statement do, and how do they differ?'
 pytestmark = pytest.mark.timeout(600)
 
 def free_port():
@@ -83,6 +84,23 @@ def test_openai_client(site):
         if ch.choices and ch.choices[0].finish_reason: final = ch
     assert ''.join(pieces) == text  # greedy decoding: the streamed answer is the answer
     assert final.model_extra['citations'] == extra['citations']
+
+def test_stream_sends_sentences_while_the_model_writes(site):
+    "Streaming is real: the first sentence arrives while the model is still writing the rest (not all at the end)."
+    from openai import OpenAI
+    c = OpenAI(base_url=site['url'] + '/v1', api_key=site['keys']['public']['api_key'])
+    arrivals, t0 = [], time.perf_counter()
+    for ch in c.chat.completions.create(model='genai-accel', messages=[{'role': 'user', 'content': STREAM_Q}], max_tokens=96, stream=True):
+        if ch.choices and ch.choices[0].delta.content: arrivals.append((time.perf_counter() - t0, ch.choices[0].delta.content))
+        if ch.choices and ch.choices[0].finish_reason: end, final = time.perf_counter() - t0, ch
+    text = ''.join(p for _, p in arrivals)
+    assert len(arrivals) >= 2, arrivals                  # sentence by sentence
+    assert final.model_extra['genai_accel']['abstained'] is False
+    generate = final.model_extra['genai_accel']['timings']['generate']
+    # the first sentence left the server well before the model finished (a third of the generation time at least)
+    assert end - arrivals[0][0] > generate / 3, (arrivals, end, generate)
+    r = c.chat.completions.create(model='genai-accel', messages=[{'role': 'user', 'content': STREAM_Q}], max_tokens=96)
+    assert r.choices[0].message.content == text
 
 def payload(r):
     "A tool result's structured content (or its JSON text)."

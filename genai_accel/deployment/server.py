@@ -210,11 +210,14 @@ class Service:
         kb, _ = self.current()
         return kb.search(query, k=k, mode=mode, groups=key.access, collection=collection, unit=unit, **self._kw(kb.search, key))
 
-    def answer(self, key:ApiKey, question:str, k:int|None=None, mode:str|None=None, collection=None, max_tokens:int|None=None):
+    def answer(self, key:ApiKey, question:str, k:int|None=None, mode:str|None=None, collection=None, max_tokens:int|None=None,
+               on_text=None):
+        "The assistant's answer for `key`; `on_text` receives the answer's pieces as they become final (streaming)."
         self.check_text(question, 'the question'); self.check_max_tokens(max_tokens)
         _, asst = self.current()
-        return asst.ask(question, groups=key.access, collection=collection, mode=mode, k=k, max_new_tokens=max_tokens,
-                        **self._kw(asst.ask, key))
+        kw = self._kw(asst.ask, key)
+        if on_text is not None and _accepts(asst.ask, 'on_text'): kw['on_text'] = on_text
+        return asst.ask(question, groups=key.access, collection=collection, mode=mode, k=k, max_new_tokens=max_tokens, **kw)
 
     def embed(self, texts:list[str])->np.ndarray:
         sv = self.settings.serving
@@ -605,11 +608,15 @@ def create_app(service:Service)->'fastapi.FastAPI':
             return key
         return dep
 
-    async def work(fn, *args, **kw):
-        "Run `fn` in a worker thread: at most max_concurrent at once, max_queue waiting, 503 beyond."
+    def admit():
+        "503 with Retry-After when max_concurrent requests run and max_queue wait."
         if state['waiting'] + state['running'] >= sv.max_concurrent + sv.max_queue:
             raise ApiError(503, 'overloaded', f"the server is at capacity ({sv.max_concurrent} running, {sv.max_queue} queued); retry",
                            {'Retry-After': str(sv.retry_after_s)})
+
+    async def work(fn, *args, **kw):
+        "Run `fn` in a worker thread: at most max_concurrent at once, max_queue waiting, 503 beyond."
+        admit()
         state['waiting'] += 1; metrics.queue.set(state['waiting'])
         try: await sem_box['sem'].acquire()
         finally: state['waiting'] -= 1; metrics.queue.set(state['waiting'])
@@ -654,26 +661,44 @@ def create_app(service:Service)->'fastapi.FastAPI':
         q = question_of(req)
         max_tokens = req.max_completion_tokens or req.max_tokens
         t0 = time.perf_counter()
-        a = await work(service.answer, key, q, None, req.mode, req.collection, max_tokens)
-        observe_answer(a)
-        tokens = a.usage['prompt_tokens'] + a.usage['completion_tokens']; service.count(key, tokens)
-        extras = answer_extras(a)
-        service.audit.log(key.key_id, '/v1/chat/completions', 200, q, extras['documents'], tokens, (time.perf_counter() - t0) * 1000, client(request))
-        cid, created, finish = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), 'length' if a.finish_reason == 'length' else 'stop'
-        usage = Usage(prompt_tokens=a.usage['prompt_tokens'], completion_tokens=a.usage['completion_tokens'], total_tokens=tokens)
+        cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        def finished(a):
+            "Metrics, quota and audit of a finished answer; its usage and extras."
+            observe_answer(a)
+            tokens = a.usage['prompt_tokens'] + a.usage['completion_tokens']; service.count(key, tokens)
+            extras = answer_extras(a)
+            service.audit.log(key.key_id, '/v1/chat/completions', 200, q, extras['documents'], tokens, (time.perf_counter() - t0) * 1000, client(request))
+            return Usage(prompt_tokens=a.usage['prompt_tokens'], completion_tokens=a.usage['completion_tokens'], total_tokens=tokens), extras
         if not req.stream:
+            a = await work(service.answer, key, q, None, req.mode, req.collection, max_tokens)
+            usage, extras = finished(a)
             return ChatResponse(id=cid, created=created, model=sv.model_name, usage=usage, citations=cites(a), genai_accel=extras,
-                                choices=[ChatChoice(index=0, message=AssistantMessage(content=a.text), finish_reason=finish)])
+                                choices=[ChatChoice(index=0, message=AssistantMessage(content=a.text),
+                                                    finish_reason='length' if a.finish_reason == 'length' else 'stop')])
+        # streamed: input errors and a full server answer with their status code before the stream starts; then the answer's
+        # pieces as the model writes them (`Assistant.ask(on_text=...)`: whole checked sentences), then citations and usage
+        service.check_text(q, 'the question'); service.check_max_tokens(max_tokens); admit()
+        loop, pieces = asyncio.get_running_loop(), asyncio.Queue()
+        def on_text(piece): loop.call_soon_threadsafe(pieces.put_nowait, piece)
+        task = asyncio.ensure_future(work(service.answer, key, q, None, req.mode, req.collection, max_tokens, on_text=on_text))
+        task.add_done_callback(lambda t: loop.call_soon_threadsafe(pieces.put_nowait, None))
         def chunk(delta, fin=None, **extra):
             d = dict(id=cid, object='chat.completion.chunk', created=created, model=sv.model_name,
                      choices=[dict(index=0, delta=delta, finish_reason=fin)], **extra)
             return f"data: {json.dumps(d)}\n\n"
-        def events():
+        async def events():
             yield chunk(dict(role='assistant', content=''))
-            words = a.text.split(' ')
-            for i in range(0, len(words), 4):
-                yield chunk(dict(content=(' ' if i else '') + ' '.join(words[i:i + 4])))
-            yield chunk({}, finish, citations=cites(a), genai_accel=extras)
+            while (piece := await pieces.get()) is not None:
+                yield chunk(dict(content=piece))
+            try: a = task.result()
+            except ApiError as e:  # the stream has begun: the error travels as an event (the openai client raises it)
+                yield f"data: {json.dumps(dict(error=dict(message=e.message, type=e.type, code=e.code)))}\n\n"; return
+            except Exception as e:
+                metrics.errors.labels('internal').inc()
+                yield f"data: {json.dumps(dict(error=dict(message=f'internal error: {type(e).__name__}', type='internal', code='internal')))}\n\n"; return
+            usage, extras = finished(a)
+            if a.stream_revised: extras = dict(extras, stream_revised=True, text=a.text)
+            yield chunk({}, 'length' if a.finish_reason == 'length' else 'stop', citations=cites(a), genai_accel=extras)
             if (req.stream_options or {}).get('include_usage'):
                 d = dict(id=cid, object='chat.completion.chunk', created=created, model=sv.model_name, choices=[], usage=usage.model_dump())
                 yield f"data: {json.dumps(d)}\n\n"

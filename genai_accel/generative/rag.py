@@ -22,7 +22,8 @@ from ..data.index import ALL_ACCESS, AllAccess
 # %% auto #0
 __all__ = ['INJECTION_PATTERNS', 'InjectionFlag', 'scan_injection', 'Citation', 'Answer', 'parse_citations', 'tidy_answer',
            'echoes_prompt', 'attribute_sentences', 'RAGError', 'source_entry', 'pack_context', 'Evidence',
-           'sentence_evidence', 'Assistant', 'render_answer_text', 'render_answer_html', 'Playground', 'demo_questions']
+           'sentence_evidence', 'AnswerStreamer', 'Assistant', 'render_answer_text', 'render_answer_html', 'Playground',
+           'demo_questions']
 
 # %% ../../nbs/23_rag.ipynb #fdc8a705
 INJECTION_PATTERNS: dict[str, str] = {
@@ -105,6 +106,7 @@ class Answer:
     pii_redacted:dict=field(default_factory=dict) # PII type -> count redacted from the answer
     interaction_id:str|None=None # the logged interaction, for feedback (None when not logged)
     evidence:Evidence|None=None # the best-supporting retrieved sentence: its score decides abstention (`sentence_evidence`)
+    stream_revised:bool=False # streamed: the pieces sent to `on_text` are not a prefix of `text` (the final text replaces them)
 
     def to_dict(self)->dict:
         "The JSON-ready form (the `genai-accel ask --json` document)."
@@ -122,7 +124,7 @@ class Answer:
             removed_sentences=self.removed_sentences,
             injection_flags=[asdict(f) for f in self.injection_flags], dropped_citations=self.dropped_citations,
             pii_redacted=self.pii_redacted, interaction_id=self.interaction_id,
-            evidence=asdict(self.evidence) if self.evidence is not None else None)
+            evidence=asdict(self.evidence) if self.evidence is not None else None, stream_revised=self.stream_revised)
 
 # %% ../../nbs/23_rag.ipynb #2905f6bd
 def parse_citations(text:str, # the model's answer
@@ -265,6 +267,43 @@ def sentence_evidence(question:str, # the user's question
     return Evidence(round(float(score[best]), 4), round(float(sims[best]), 4), round(float(overlap[best]), 4), sents[best],
                     owners[best], len(sents))
 
+# %% ../../nbs/23_rag.ipynb #strm5cd1
+_SENTENCE_DONE = re.compile(r'[.!?]["\')]*(?:\s*\[[\d,\s]+\])*\s+(?=[^\s\[])')
+
+class AnswerStreamer:
+    "Turns model tokens into pieces of the final answer: whole, checked sentences (see above)."
+    def __init__(self, on_text, # called with each new piece of answer text
+                 settings:Settings, n_sources:int=0):
+        self.on_text, self.settings, self.n_sources = on_text, settings, n_sources
+        self.raw, self.sent, self.held = '', '', False
+
+    def final_text(self, raw:str)->str:
+        "What `ask` would answer if the model had stopped after `raw` (redacted, tidied, citations checked)."
+        text, _ = redact_with_settings(raw.strip(), self.settings)
+        return parse_citations(tidy_answer(text)[0], self.n_sources)[0]
+
+    def _send(self, text:str):
+        if not text.startswith(self.sent): self.held = True; return  # never contradict what was sent
+        if len(text) > len(self.sent): self.on_text(text[len(self.sent):]); self.sent = text
+
+    def feed(self, piece:str):
+        "Add model text; send the finished sentences that are new."
+        self.raw += piece
+        if self.held: return
+        ends = [m.end() for m in _SENTENCE_DONE.finditer(self.raw)]
+        if not ends: return
+        done = self.raw[:ends[-1]]
+        if NOT_IN_DOCUMENTS in done.lower(): self.held = True; return  # the answer will be the abstention sentence
+        self._send(self.final_text(done))
+
+    def finish(self, text:str)->bool:
+        "Send the rest of the final answer `text`; True when what was sent is not a prefix of it."
+        if text.startswith(self.sent):
+            if len(text) > len(self.sent): self.on_text(text[len(self.sent):])
+            self.sent = text; return False
+        return True
+
+
 # %% ../../nbs/23_rag.ipynb #31b45369
 class Assistant:
     "Answers questions from a workspace with citations, or abstains."
@@ -312,6 +351,7 @@ class Assistant:
             caller:str|None=None, # who asks, for the interaction log: a user name or an API key's id (default the OS user)
             source:str='library', # where the call came from, for the log: library, cli, api or widget
             log:bool|None=None, # log it as an interaction (default feedback.log_interactions)
+            on_text=None, # called with pieces of the answer as they become final (see `AnswerStreamer`)
            )->Answer:
         "Answer `question` from the documents the caller may see, with citations; or abstain."
         g = self.settings.generation
@@ -322,8 +362,10 @@ class Assistant:
         timings['guard'] = time.perf_counter() - t0
         ans = dict(question=question, citations=[], chunks=[], packed=[], support=None, usage=dict(prompt_tokens=0, completion_tokens=0),
                    prompt_id=self.template.id, prompt_sha256=self.template.sha256, injection_flags=flags)
+        streamer = AnswerStreamer(on_text, self.settings) if on_text is not None else None
         def done(text, reason, **kw):
             timings['total'] = time.perf_counter() - t0
+            if streamer is not None: kw['stream_revised'] = streamer.finish(text)
             model = self._generator.model_id if self._generator is not None else self._configured_model()
             a = Answer(**{**ans, **kw}, text=text, abstained=reason is not None, abstain_reason=reason,
                        timings={k: round(v, 4) for k, v in timings.items()}, model=model)
@@ -363,7 +405,12 @@ class Assistant:
         ans['packed'] = [h.chunk_id for h in packed]
         ans['injection_flags'] = flags + [f for i, h in enumerate(packed, 1) for f in scan_injection(h.text, f'source {i}')]
         t = time.perf_counter()
-        gen = self.generator.generate(rendered.messages, max_new_tokens=max_new)
+        if streamer is None: gen = self.generator.generate(rendered.messages, max_new_tokens=max_new)
+        else:
+            streamer.n_sources = len(packed)
+            pieces = self.generator.stream(rendered.messages, max_new_tokens=max_new)
+            for piece in pieces: streamer.feed(piece)
+            gen = pieces.generation
         timings['generate'] = time.perf_counter() - t
         if 'ttft_s' in gen.timings: timings['ttft'] = gen.timings['ttft_s']
         ans.update(usage=dict(prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens), finish_reason=gen.finish_reason)
