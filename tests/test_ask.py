@@ -45,5 +45,7 @@ def test_ask_answers_with_citations(workspace):
     assert any(c['source'].endswith('break.md') for c in d['citations']), d['citations']
     assert 0 < d['usage']['completion_tokens'] <= 64
     assert {'guard', 'retrieve', 'pack', 'generate', 'total'} <= set(d['timings'])
-    human = run_cli('ask', 'What does the break statement do?', '--max-new-tokens', 64, '--workspace', workspace).stdout
-    assert d['answer'] in human and 'Sources:' in human and '[' in human
+    # text output, streamed: the same greedy answer, written once, then its sources
+    human = run_cli('ask', 'What does the break statement do?', '--max-new-tokens', 64, '--workspace', workspace, '--stream').stdout
+    assert human.count(d['answer']) == 1 and 'Sources:' in human.split(d['answer'])[1], human
+    assert '(revised)' not in human

@@ -11,7 +11,7 @@ __all__ = ['Mode', 'ERRORS', 'EmbedBatcher', 'PinnedKnowledgeBase', 'ApiError', 
            'ChatResponse', 'EmbeddingRequest', 'EmbeddingItem', 'EmbeddingResponse', 'ModelCard', 'ModelList',
            'SearchRequest', 'SearchHit', 'SearchResponse', 'AnswerRequest', 'AnswerResponse', 'FeedbackRequest',
            'FeedbackResponse', 'InlineDocument', 'IngestRequest', 'Job', 'ReloadResponse', 'Health', 'Metrics',
-           'BodyLimit', 'create_app', 'serve']
+           'BodyLimit', 'Measure', 'create_app', 'serve']
 
 # %% ../../nbs/42_server.ipynb #2cb72753
 import asyncio, base64, contextvars, json, os, signal, threading, time, uuid, inspect
@@ -38,10 +38,14 @@ class EmbedBatcher:
 
     def __getattr__(self, name): return getattr(self.embedder, name)  # tokenizer, dim, model_id, count_tokens
 
+    def submit(self, texts:list[str])->Future:
+        "Queue `texts` for the next shared forward pass; the Future gets their vectors."
+        fut = Future(); self._q.put((list(texts), fut)); return fut
+
     def encode(self, texts:list[str], batch_size:int|None=None, progress:bool=False)->np.ndarray:
         texts = list(texts)
         if not texts: return self.embedder.encode(texts)
-        fut = Future(); self._q.put((texts, fut)); return fut.result()
+        return self.submit(texts).result()
 
     def _loop(self):
         while True:
@@ -195,6 +199,7 @@ class Service:
         n = self.embedder.count_tokens(text)
         lim = self.settings.serving.max_input_tokens
         if n > lim: raise ApiError(413, 'too_many_tokens', f"{what} has {n} tokens; the limit is {lim} (serving.max_input_tokens): shorten it")
+        return n
 
     def check_max_tokens(self, n:int|None):
         lim = self.settings.serving.max_output_tokens
@@ -225,6 +230,14 @@ class Service:
             raise ApiError(413, 'too_many_inputs', f"{len(texts)} inputs; the limit is {sv.max_embedding_inputs} (serving.max_embedding_inputs): send fewer per request")
         for i, t in enumerate(texts): self.check_text(t, f"input {i}")
         return self.batcher.encode(texts)
+
+    def embed_future(self, texts:list[str])->tuple[Future, int]:
+        "Check `texts` and queue them on the shared embedder: (Future of the vectors, their tokens), no thread blocked."
+        sv = self.settings.serving
+        if len(texts) > sv.max_embedding_inputs:
+            raise ApiError(413, 'too_many_inputs', f"{len(texts)} inputs; the limit is {sv.max_embedding_inputs} (serving.max_embedding_inputs): send fewer per request")
+        n = sum(self.check_text(t, f"input {i}") for i, t in enumerate(texts))
+        return self.batcher.submit(texts), n
 
     # ---- feedback
     def _feedback_fn(self):
@@ -527,6 +540,24 @@ class BodyLimit:
 
 class _TooBig(Exception): pass
 
+class Measure:
+    "ASGI middleware: requests by route and status, and their latency (to the end of the body), into `metrics`."
+    def __init__(self, app, metrics): self.app, self.metrics = app, metrics
+    async def __call__(self, scope, receive, send):
+        if scope['type'] != 'http': return await self.app(scope, receive, send)
+        t0, status = time.perf_counter(), [500]
+        async def sending(msg):
+            if msg['type'] == 'http.response.start': status[0] = msg['status']
+            await send(msg)
+        try: await self.app(scope, receive, sending)
+        except Exception:
+            self.metrics.errors.labels('internal').inc(); raise
+        finally:
+            route = scope.get('route')
+            path = getattr(route, 'path', None) or ('/mcp' if scope.get('path', '').startswith('/mcp') else 'other')
+            self.metrics.requests.labels(path, str(status[0])).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - t0)
+
 def create_app(service:Service)->'fastapi.FastAPI':
     "The FastAPI app serving `service`."
     import anyio
@@ -585,20 +616,10 @@ def create_app(service:Service)->'fastapi.FastAPI':
         metrics.errors.labels('invalid_request').inc()
         return _err(ApiError(422, 'invalid_request', f"invalid request: {where}", param=None))
 
-    @app.middleware('http')
-    async def measure(request:Request, call_next):
-        t0 = time.perf_counter()
-        try: resp = await call_next(request)
-        except Exception:
-            metrics.errors.labels('internal').inc(); raise
-        route = request.scope.get('route')
-        path = getattr(route, 'path', None) or ('/mcp' if request.url.path.startswith('/mcp') else 'other')
-        metrics.requests.labels(path, str(resp.status_code)).inc()
-        metrics.latency.labels(path).observe(time.perf_counter() - t0)
-        return resp
+    app.add_middleware(Measure, metrics=metrics)
 
     def key_of(scope:str|None):
-        def dep(request:Request, cred:Optional[HTTPAuthorizationCredentials]=Depends(bearer))->ApiKey:
+        async def dep(request:Request, cred:Optional[HTTPAuthorizationCredentials]=Depends(bearer))->ApiKey:
             raw = request.headers.get('authorization')
             presented = cred.credentials if cred else (raw.split(' ', 1)[1] if raw and ' ' in raw else None)
             key = service.authenticate(presented)
@@ -616,12 +637,16 @@ def create_app(service:Service)->'fastapi.FastAPI':
 
     async def work(fn, *args, **kw):
         "Run `fn` in a worker thread: at most max_concurrent at once, max_queue waiting, 503 beyond."
+        return await limited(lambda: run_in_threadpool(fn, *args, **kw))
+
+    async def limited(start):
+        "Await `start()` under the server's limits: at most max_concurrent at once, max_queue waiting, 503 beyond."
         admit()
         state['waiting'] += 1; metrics.queue.set(state['waiting'])
         try: await sem_box['sem'].acquire()
         finally: state['waiting'] -= 1; metrics.queue.set(state['waiting'])
         state['running'] += 1; metrics.in_flight.set(state['running'])
-        try: return await run_in_threadpool(fn, *args, **kw)
+        try: return await start()
         except (SearchError, RAGError) as e: raise ApiError(400, 'invalid_request', str(e))
         finally:
             sem_box['sem'].release(); state['running'] -= 1; metrics.in_flight.set(state['running'])
@@ -642,7 +667,7 @@ def create_app(service:Service)->'fastapi.FastAPI':
 
     # ---------------- OpenAI-compatible
     @app.get('/v1/models', response_model=ModelList, responses=ERRORS, tags=['openai'])
-    def models(key:ApiKey=Depends(key_of(None))):
+    async def models(key:ApiKey=Depends(key_of(None))):
         t = int(service.started)
         return ModelList(data=[ModelCard(id=sv.model_name, created=t, owned_by='genai_accel'),
                                ModelCard(id=sv.embedding_model_name, created=t, owned_by='genai_accel')])
@@ -714,8 +739,8 @@ def create_app(service:Service)->'fastapi.FastAPI':
         if req.dimensions is not None and req.dimensions != service.embedder.dim:
             raise ApiError(400, 'bad_dimensions', f"dimensions {req.dimensions}: this embedder gives {service.embedder.dim}", param='dimensions')
         t0 = time.perf_counter()
-        vecs = await work(service.embed, texts)
-        n_tok = sum(service.embedder.count_tokens(t) for t in texts)
+        fut, n_tok = service.embed_future(texts)
+        vecs = await limited(lambda: asyncio.wrap_future(fut))
         metrics.tokens.labels('embedding').inc(n_tok); metrics.stage.labels('embed').observe(time.perf_counter() - t0)
         service.count(key, n_tok)
         service.audit.log(key.key_id, '/v1/embeddings', 200, None, [], n_tok, (time.perf_counter() - t0) * 1000, client(request), detail=f"{len(texts)} inputs")
