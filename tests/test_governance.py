@@ -180,3 +180,59 @@ def test_audit_trail_detects_edits_and_deletions(reg):
     con.execute("DELETE FROM governance_audit WHERE seq = 5"); con.commit(); con.close()
     d = js(cli('registry', 'audit', '--verify', '--workspace', ws, '--json', check=False))
     assert (d['ok'], d['first_broken']) == (False, 6) and 'deleted' in d['problem']
+
+
+def test_export_to_mlflow_store(reg, tmp_path):
+    "`registry export --mlflow`: the registry (two evaluated versions, promotions, a rollback) in a local SQLite MLflow store, read back with MLflow's own client; a second export adds nothing."
+    from mlflow import MlflowClient
+    from genai_accel.governance.cards import lookup
+    ws, uri = reg['ws'], f"sqlite:///{tmp_path/'mlflow.db'}"
+    js(cli('registry', 'promote', 'qa', '2', '--alias', 'candidate', '--workspace', ws, '--json'))  # a free alias: set even when run alone
+    d = js(cli('registry', 'export', '--mlflow', uri, '--workspace', ws, '--json'))
+    assert (d['created'], d['updated'], d['models']) == (['qa@1', 'qa@2'], [], ['qa']), d
+    listed = js(cli('registry', 'list', '--workspace', ws, '--json'))  # what the registry says now
+    c = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    mvs = {m.tags['genai_accel.version_id']: m for m in c.search_model_versions("name = 'qa'")}
+    assert sorted(mvs) == [v['version_id'] for v in listed] == ['qa@1', 'qa@2']  # one model version per assistant version
+    aliases = {a: v['version_id'] for v in listed for a in v['aliases']}
+    assert set(c.get_registered_model('qa').aliases) == set(aliases) and aliases['candidate'] == 'qa@2'
+    for a, vid in aliases.items(): assert c.get_model_version_by_alias('qa', a).tags['genai_accel.version_id'] == vid, a
+    shown = {v: js(cli('registry', 'show', 'qa', str(v), '--workspace', ws, '--json')) for v in (1, 2)}
+    history = {h['action'] for v in (1, 2) for h in shown[v]['alias_history']}
+    if 'rollback' in history:  # after the promotion test: production went 1 -> 2 -> back to 1, and MLflow shows it
+        assert aliases['production'] == 'qa@1' and 'rollback qa@1' in c.get_registered_model('qa').tags['genai_accel.alias_history.production']
+    for v in (1, 2):
+        e, sv = reg['evals'][v], shown[v]
+        m = json.loads(Path(e['json']).read_text())
+        run = c.get_run(mvs[f'qa@{v}'].run_id)
+        assert mvs[f'qa@{v}'].source == run.info.artifact_uri and run.info.run_name == f'qa@{v}'
+        assert run.data.params['retrieval.mode'] == sv['config']['retrieval']['mode']
+        assert run.data.params['retrieval.k'] == str(sv['config']['retrieval']['k'])
+        assert (run.data.tags['genai_accel.config_sha256'], run.data.tags['genai_accel.data_manifest_sha256'], run.data.tags['genai_accel.registered_by']) == \
+               (sv['config_sha256'], sv['lineage']['data']['manifest_sha256'], 'tester')
+        # every logged metric is the number at its path in the evaluation's metrics.json, and the headline ones are there
+        folder = f"evaluations/{e['evaluation_id']}"
+        src = json.loads(Path(c.download_artifacts(run.info.run_id, f'{folder}/metric_sources.json', str(tmp_path/f'dl{v}'))).read_text())
+        assert len(src) > 50 and set(src) == set(run.data.metrics)
+        for k, path in src.items(): assert run.data.metrics[k] == float(lookup(m, path)), (k, path)
+        assert run.data.metrics['recall_at_k'] == m['candidates'][0]['metrics']['recall@k']['mean']
+        assert {f: run.data.metrics[f'safety.{f}.pass_rate'] for f in m['safety']['families']} == {f: x['pass_rate'] for f, x in m['safety']['families'].items()}
+        assert {g['gate']: run.data.metrics[f"gate.{g['gate']}.value"] for g in m['gates']} == {g['gate']: g['value'] for g in m['gates']}
+        assert Path(c.download_artifacts(run.info.run_id, f'{folder}/metrics.json', str(tmp_path/f'dl{v}'))).read_bytes() == Path(e['json']).read_bytes()
+        assert {a.path for a in c.list_artifacts(run.info.run_id, 'model_card')} == {'model_card/MODEL_CARD.md', 'model_card/model_card.html'}
+        card = Path(c.download_artifacts(run.info.run_id, 'model_card/MODEL_CARD.md', str(tmp_path/f'dl{v}'))).read_text()
+        assert card.startswith(f'# Model card: qa@{v}') and 'Safety and bias probes' in card
+    # a second export finds everything by its tags: nothing created, changed or moved
+    d2 = js(cli('registry', 'export', '--mlflow', uri, '--workspace', ws, '--json'))
+    assert (d2['created'], d2['updated'], d2['unchanged'], d2['aliases_set'], d2['evaluations']) == ([], [], ['qa@1', 'qa@2'], [], []), d2
+    assert (len(c.search_runs([d['experiment_id']])), len(c.search_model_versions("name = 'qa'"))) == (2, 2)
+    ex = [e for e in js(cli('registry', 'audit', '--workspace', ws, '--json')) if e['action'] == 'export_mlflow' and e['detail']['uri'] == uri]
+    assert [(e['actor'], e['detail']['created'], e['detail']['unchanged']) for e in ex] == [('tester', ['qa@1', 'qa@2'], 0), ('tester', [], 2)]
+    # MLflow 3 refuses the old file store: exit 2 with its fix; without the mlflow package: exit 2 naming the extra
+    p = cli('registry', 'export', '--mlflow', (tmp_path/'mlruns').as_uri(), '--workspace', ws, '--json', check=False)
+    assert p.returncode == 2 and 'MLFLOW_ALLOW_FILE_STORE' in js(p)['error']['message'], p.stdout + p.stderr
+    (tmp_path/'hide'/'mlflow').mkdir(parents=True)
+    (tmp_path/'hide'/'mlflow'/'__init__.py').write_text("raise ImportError(\"No module named 'mlflow'\")\n")
+    p = cli('registry', 'export', '--mlflow', uri, '--workspace', ws, '--json', check=False,
+            env=cli_env(PYTHONPATH=tmp_path/'hide', GENAI_ACCEL_ACTOR='tester'))
+    assert p.returncode == 2 and "pip install 'genai-accel[mlflow]'" in js(p)['error']['message'], p.stdout + p.stderr

@@ -13,3 +13,4 @@ from .registry import (GovernanceError, register_version, list_versions, show_ve
 from .gates import PromotionRefused, judge_evaluation, evaluate_version, promote
 from .audit import log_event, verify_audit, audit_entries
 from .cards import model_card, write_card
+from .mlflow_export import export_to_mlflow  # imports mlflow only when an export runs
