@@ -37,7 +37,7 @@ def main():
     a = ap.parse_args()
     ctx = H.setup(a, 'bench_finetune_embedder')
     from genai_accel.core.config import Settings
-    from genai_accel.generative.finetune import finetune_embedder, split_rows
+    from genai_accel.generative.finetune import finetune_embedder
     from genai_accel.core.models import Embedder
     from genai_accel.assessment.retrieval_eval import evaluate_retrieval
 
@@ -49,7 +49,7 @@ def main():
         folder, base_ws = H.write_beir(tmp/'scifact-small', corpus, queries, qrels), tmp/'ws'
         s = s.with_overrides(finetune__validation_pool=5)
     run_dir = Path(a.run_dir) if a.run_dir else tmp/'run'
-    fit_ids, test_ids = split_rows(sorted(qrels), a.test_fraction, a.seed)
+    fit_ids, test_ids = H.heldout_split(qrels, a.test_fraction, a.seed)
     print(f"{len(corpus)} documents, {len(qrels)} judged queries: {len(fit_ids)} for fine-tuning, {len(test_ids)} held out", flush=True)
 
     t = time.perf_counter()

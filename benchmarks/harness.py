@@ -59,6 +59,14 @@ def load_scifact(folder=SCIFACT, split:str='train'):
     return corpus, queries, qrels
 
 
+def heldout_split(qids, test_fraction:float=0.2, seed:int=0)->tuple[list, list]:
+    """`(fit, held_out)` query ids: THE seeded query-level split of the SciFact benchmarks (809 judged train claims ->
+    647 to fit or tune on, 162 held out). Every benchmark that tunes something and reports held-out figures uses it,
+    so their figures are on the same 162 claims."""
+    from genai_accel.generative.finetune import split_rows
+    return split_rows(sorted(qids), test_fraction, seed)
+
+
 def write_beir(dest:Path, corpus:list, queries:dict, qrels:dict, split:str='train')->Path:
     "Write a BEIR folder (used for the small runs' subsets)."
     dest = Path(dest); (dest/'qrels').mkdir(parents=True, exist_ok=True)

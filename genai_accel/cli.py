@@ -17,14 +17,15 @@ __all__ = ['app', 'eval_app', 'WorkspaceOpt', 'SettingsOpt', 'JsonOpt', 'Embedde
            'finetune_app', 'report_app', 'OutOpt', 'SECRET_WORDS', 'DEMO_QUERIES', 'keys_app', 'feedback_app',
            'improve_app', 'registry_app', 'ByOpt', 'ReasonOpt', 'monitor_app', 'maintain_app', 'EXIT_OK',
            'EXIT_CHECK_FAILED', 'EXIT_USAGE', 'EXIT_INTERNAL', 'load_settings', 'caller_groups', 'emit', 'ingest',
-           'search', 'read_query_rows', 'eval_retrieval', 'ask', 'finetune_generator', 'finetune_embedder', 'eval_run',
-           'report_pairs', 'report_evaluation', 'report_readiness', 'masked_settings', 'show_settings', 'sample_corpus',
-           'demo', 'keys_create', 'keys_list', 'keys_revoke', 'serve', 'mcp', 'feedback_add', 'feedback_import',
-           'improve_embedder', 'improve_evalset', 'improve_generator', 'improve_gaps', 'report_feedback',
-           'registry_register', 'registry_list', 'registry_show', 'registry_lineage', 'registry_evaluate',
-           'registry_promote', 'registry_rollback', 'registry_card', 'registry_audit', 'monitor_kpis', 'monitor_drift',
-           'monitor_check', 'maintain_reevaluate', 'maintain_reingest', 'maintain_reembed', 'maintain_compact',
-           'maintain_evalset', 'report_monitoring', 'user_errors', 'report_error', 'run_cli', 'main']
+           'search', 'read_query_rows', 'eval_retrieval', 'ask', 'finetune_generator', 'finetune_embedder',
+           'finetune_contradiction', 'eval_run', 'report_pairs', 'report_evaluation', 'report_readiness',
+           'masked_settings', 'show_settings', 'sample_corpus', 'demo', 'keys_create', 'keys_list', 'keys_revoke',
+           'serve', 'mcp', 'feedback_add', 'feedback_import', 'improve_embedder', 'improve_evalset',
+           'improve_generator', 'improve_gaps', 'report_feedback', 'registry_register', 'registry_list',
+           'registry_show', 'registry_lineage', 'registry_evaluate', 'registry_promote', 'registry_rollback',
+           'registry_card', 'registry_audit', 'registry_export', 'monitor_kpis', 'monitor_drift', 'monitor_check',
+           'maintain_reevaluate', 'maintain_reingest', 'maintain_reembed', 'maintain_compact', 'maintain_evalset',
+           'report_monitoring', 'user_errors', 'report_error', 'run_cli', 'main']
 
 # %% ../nbs/91_cli.ipynb #9bf00252
 app = typer.Typer(help="genai_accel: an offline, measured retrieval-augmented assistant.", no_args_is_help=True,
@@ -168,7 +169,8 @@ def ask(question:str = typer.Argument(..., help="the question to answer from the
         k:Optional[int] = typer.Option(None, '--k', '-k', help="chunks to retrieve (default retrieval.k); at most generation.max_sources are packed"),
         max_new_tokens:Optional[int] = typer.Option(None, '--max-new-tokens', help="answer length limit (default generation.max_new_tokens)"),
         workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt,
-        embedder:Optional[str] = EmbedderOpt, as_json:bool = JsonOpt):
+        embedder:Optional[str] = EmbedderOpt, as_json:bool = JsonOpt,
+        stream:bool = typer.Option(False, '--stream', help="print the answer sentence by sentence as the model writes it (text output; --json prints the document at the end)")):
     "Answer a question from the workspace with citations, or abstain."
     from genai_accel.generative.rag import Assistant, render_answer_text
     from genai_accel.governance.registry import resolve_alias
@@ -178,12 +180,21 @@ def ask(question:str = typer.Argument(..., help="the question to answer from the
     s = base.with_overrides(**{k: v for k, v in dict(models__embedder=embedder, generation__max_new_tokens=max_new_tokens).items() if v is not None})
     g, note = caller_groups(groups)
     from genai_accel.data.store import default_caller, flush_interaction_logs
-    answer = Assistant(workspace, s, prompt=s.serving.prompt if reg else 'rag_answer').ask(question, groups=g, collection=collection, mode=mode, k=k, caller=default_caller(), source='cli')
+    live = stream and not as_json
+    if live: typer.echo(note.strip())
+    on_text = (lambda piece: (sys.stdout.write(piece), sys.stdout.flush())) if live else None
+    answer = Assistant(workspace, s, prompt=s.serving.prompt if reg else 'rag_answer').ask(
+        question, groups=g, collection=collection, mode=mode, k=k, caller=default_caller(), source='cli', on_text=on_text)
     flush_interaction_logs()
     if reg: note += f"\nanswered by {reg['version_id']} ({reg['alias']})"
+    text = render_answer_text(answer)
+    if live:  # the answer is on screen already; the rest follows (or the final text, when it replaced what was streamed)
+        note = f"\n(revised) {answer.text}" if answer.stream_revised else ''
+        text = text[len(answer.text):].lstrip('\n') + (f"\nanswered by {reg['version_id']} ({reg['alias']})" if reg else '')
+        typer.echo(note)
     emit(dict(answer.to_dict(), access='all' if not isinstance(g, list) else g,
               registry={k: reg[k] for k in ('name', 'version', 'version_id', 'alias')} if reg else None), as_json,
-         note + '\n' + render_answer_text(answer))
+         text if live else note + '\n' + text)
 
 # %% ../nbs/91_cli.ipynb #8ebfa7e7
 finetune_app = typer.Typer(help="Fine-tune the generator (LoRA) or the embedder, with validation and early stopping.",
@@ -231,6 +242,28 @@ def finetune_embedder(source:Path = typer.Argument(..., help="JSONL of {query, p
     s = load_settings(settings, models__embedder=embedder)
     d = run(source, out, s, split=split, epochs=epochs, lr=lr, hard_negatives=hard_negatives, progress=not as_json)
     emit(d, as_json, _finetune_summary('embedder', d, Path(out)))
+
+@finetune_app.command('contradiction')
+def finetune_contradiction(scifact_dir:Optional[Path] = typer.Argument(None, help="claims with evidence in SciFact's BEIR layout (default: $GENAI_ACCEL_SCIFACT, else ../shared/data/scifact)"),
+                           out:Path = typer.Option(..., '--out', '-o', help="run folder (model/, metrics.jsonl, config.json, summary.json)"),
+                           holdout:float = typer.Option(0.35, help="share of the claims held out, never trained on"),
+                           epochs:int = typer.Option(4, help="most epochs"), lr:float = typer.Option(4e-5, help="learning rate"),
+                           max_claims:Optional[int] = typer.Option(None, '--max-claims', help="train on the first N training claims only (a quick run)"),
+                           settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Train the supports / contradicts / neither cross-encoder from the shipped MiniLM; use it with the setting evaluation.contradiction_model = DIR/model."
+    from genai_accel.generative.finetune import finetune_contradiction as run, FinetuneError
+    if scifact_dir is None:
+        scifact_dir = Path(os.environ.get('GENAI_ACCEL_SCIFACT') or '../shared/data/scifact')
+        if not scifact_dir.is_dir():
+            raise FinetuneError(f"no SCIFACT_DIR given and {scifact_dir} does not exist: pass the SciFact folder (BEIR layout with evidence)")
+    d = run(scifact_dir, out, load_settings(settings), holdout=holdout, epochs=epochs, lr=lr, max_claims=max_claims)
+    bv = d.get('best_val') or {}
+    emit({k: v for k, v in d.items() if k not in ('heldout_claim_ids', 'val_groups')}, as_json,
+         f"contradiction cross-encoder trained: run folder {out}\n"
+         f"  {d['n_train_claims']} training claims ({d['n_train']} pairs, {d['n_val']} for validation), {d['n_heldout_claims']} held out "
+         f"(validate with start={d['heldout_start']}); best epoch {d['best_epoch']} of {d['epochs_run']}, validation loss "
+         f"{bv.get('val_loss', float('nan')):.4f}, accuracy {bv.get('val_accuracy', float('nan')):.3f}\n"
+         f"  use it with GENAI_ACCEL_EVALUATION_CONTRADICTION_MODEL={Path(d['model'])} (or [evaluation] contradiction_model)")
 
 # %% ../nbs/91_cli.ipynb #ab249ffa
 @eval_app.command('run')
@@ -653,6 +686,25 @@ def registry_audit(verify:bool = typer.Option(False, '--verify', help="recompute
     emit(es, as_json, '\n'.join(f"{e['seq']:>4} {e['ts']:.0f} {e['actor']:12} {e['action']:16} {e['subject']:24} {e['reason'] or ''}" for e in es)
          or 'no audit entries')
 
+@registry_app.command('export')
+def registry_export(mlflow_uri:str = typer.Option(..., '--mlflow', help="MLflow tracking URI: sqlite:///PATH/mlflow.db (a local store) or http(s)://HOST:PORT"),
+                    name:Optional[str] = typer.Option(None, '--name', help="only this assistant (default: every registered one)"),
+                    experiment:str = typer.Option('genai_accel', '--experiment', help="MLflow experiment that holds the runs"),
+                    artifact_location:Optional[str] = typer.Option(None, '--artifact-location', help="artifact root of a new experiment (default: mlartifacts/ beside a sqlite store; the server's for a tracking server)"),
+                    by:Optional[str] = ByOpt, reason:Optional[str] = ReasonOpt,
+                    workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
+    "Copy versions, evaluation metrics, model cards and aliases to MLflow; idempotent (needs the optional mlflow extra)."
+    os.environ.setdefault('MLFLOW_LOGGING_LEVEL', 'WARNING')  # MLflow's INFO lines (creating tables, ...) stay off stderr
+    from genai_accel.governance.mlflow_export import export_to_mlflow
+    r = export_to_mlflow(workspace, mlflow_uri, name, load_settings(settings), by, reason, experiment, artifact_location)
+    emit(r, as_json, f"exported {len(r['runs'])} versions of {', '.join(r['models'])} to {r['uri']} (experiment {r['experiment']}): "
+                     f"{len(r['created'])} created, {len(r['updated'])} updated, {len(r['unchanged'])} unchanged"
+                     + ''.join(f"\n  {a['name']}@{a['alias']} -> {a['version_id']} (MLflow version {a['model_version']})"
+                               + (' moved' if any((m['name'], m['alias']) == (a['name'], a['alias']) for m in r['aliases_set']) else '')
+                               for a in r['aliases'])
+                     + ''.join(f"\n  removed alias {a['name']}@{a['alias']}" for a in r['aliases_removed'])
+                     + ''.join(f"\n  note: {n}" for n in r['notes']))
+
 # %% ../nbs/91_cli.ipynb #18aff153
 monitor_app = typer.Typer(help="Monitoring: KPIs by time window, drift, alert rules (exit 1 when an alert fires).", no_args_is_help=True)
 app.add_typer(monitor_app, name='monitor')
@@ -779,6 +831,7 @@ def user_errors()->tuple[type, ...]:
     from genai_accel.generative.prompts import PromptError
     from genai_accel.generative.rag import RAGError
     from genai_accel.assessment.evaluation import EvalSetError
+    from genai_accel.assessment.contradiction import ContradictionError
     from genai_accel.generative.finetune import FinetuneError
     from genai_accel.generative.synthetic import SynthError
     from genai_accel.deployment.keys import ApiKeyError, AuthError
@@ -788,7 +841,7 @@ def user_errors()->tuple[type, ...]:
     from genai_accel.monitoring.kpis import MonitorError
     from genai_accel.data.distributed import EngineError
     return (SettingsError, EngineError, MonitorError, GovernanceError, ApiKeyError, AuthError, ModelNotFound, SearchError, StoreError, DatasetError, ReportError, GeneratorError, PromptError, RAGError,
-            EvalSetError, FinetuneError, SynthError, FeedbackError, ImproveError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+            EvalSetError, ContradictionError, FinetuneError, SynthError, FeedbackError, ImproveError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 def report_error(kind:str, message:str, code:int, as_json:bool):
     "One line on stderr, or a JSON error document on stdout under `--json`."

@@ -83,6 +83,9 @@ def test_report_evaluation(workspace, tmp_path):
     html = (out/'evaluation.html').read_text()
     assert 'Model evaluation' in html and 'Gates' in html and 'data:image/png;base64' in html
     assert 'ev.evaluate(' not in html and 'run_safety_probes(' not in html  # no code cells: template source is absent
+    # the contradiction check is off by default: the report and metrics.json say it was not run, never that it passed
+    assert d['contradiction_check']['ran'] is False and 'Contradiction check not run' in html
+    assert cand['metrics']['contradicted']['mean'] is None and 'Judge validation' in html
     # the same run (answers from the cache) with the safety probes off and a latency nobody meets: exit 1, and both
     # gates are named, the unmeasured one with its reason (fail closed)
     strict = run_cli('report', 'evaluation', '--workspace', ws, '-p', 'synthetic_questions', '3', '-p', 'repeats', '2',

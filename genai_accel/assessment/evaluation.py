@@ -395,7 +395,8 @@ def validate_groundedness(scifact_dir:str|Path, # SciFact in BEIR layout, with e
                           seed:int=0, # order of the claims, and the random negatives
                           start:int=0, # skip the first `start` claims of that order (e.g. those the weights were chosen on)
                           embedder=None,
-                          scorer:SupportScorer|None=None, # default SupportScorer(settings, embedder)
+                          scorer:SupportScorer|None=None, # default SupportScorer(settings, embedder); any object with `support(sentences, context)`
+                          return_scores:bool=False, # also return every score ('scores': comparison -> list), e.g. for bootstrap intervals
                          )->dict:
     "ROC AUC of the groundedness scorer on SciFact: supporting vs unrelated abstracts, SUPPORT vs CONTRADICT."
     # 1. the claims with evidence, in a seeded order
@@ -445,7 +446,7 @@ def validate_groundedness(scifact_dir:str|Path, # SciFact in BEIR layout, with e
         return round(float(roc_auc_score([1] * len(p) + [0] * len(q), p + q)), 4) if p and q else None
     t = scorer.threshold
     share = lambda k, above: round(float(np.mean([(x >= t) == above for x in scores[k]])), 4) if scores[k] else None
-    return dict(auc_support_vs_random=auc('support', 'random'), auc_support_vs_bm25=auc('support', 'bm25'),
+    out = dict(auc_support_vs_random=auc('support', 'random'), auc_support_vs_bm25=auc('support', 'bm25'),
                 auc_support_vs_contradict_evidence=auc('ev_support', 'ev_contradict'),
                 auc_support_vs_contradict_abstract=auc('support', 'contradict'),
                 n_claims=len(claims), n={k: len(v) for k, v in scores.items()},
@@ -456,6 +457,8 @@ def validate_groundedness(scifact_dir:str|Path, # SciFact in BEIR layout, with e
                             embedder=getattr(scorer.embedder, 'model_id', None)),
                 negatives="random: one uniformly drawn abstract not cited by the claim; bm25: the best BM25 (bm25s, "
                           "retrieval.bm25_* tokenizer) abstract not cited by the claim")
+    if return_scores: out['scores'] = scores
+    return out
 
 # %% ../../nbs/64_evaluation.ipynb #3e61ca81
 METHODS = {
@@ -649,7 +652,7 @@ def index_generation(workspace:str|Path)->str|None:
 # %% ../../nbs/64_evaluation.ipynb #aa42f6f8
 SUMMARY_METRICS = ['recall@k', 'precision@k', 'ndcg@k', 'mrr@k', 'hit_rate@k', 'context_hit', 'exact_match', 'token_f1',
                    'reference_recall', 'rouge_l', 'answer_similarity', 'groundedness', 'citation_precision', 'citation_recall',
-                   'answer_relevance', 'abstention_correct', 'abstained']
+                   'answer_relevance', 'abstention_correct', 'abstained', 'contradicted', 'contradiction']
 STAGES = ['guard', 'retrieve', 'pack', 'generate', 'ttft', 'total']
 
 @dataclass
@@ -719,6 +722,8 @@ def diagnose(row:EvalRow, # the question and its labels
         return 'retrieval_miss', f"no relevant document ({', '.join(row.relevant_doc_ids)}) among the retrieved chunks"
     if abstained:
         return 'wrong_abstention', f"abstained on an answerable question ({record['answer'].get('abstain_reason')})"
+    if m.get('contradicted') == 1.0:
+        return 'generation_miss', f"contradicted by a cited source (contradiction probability {m['contradiction']:.2f})"
     if m.get('groundedness') is not None and m['groundedness'] < e.gate_groundedness:
         return 'generation_miss', f"ungrounded: {m['n_supported']} of {m['n_sentences']} sentences supported by the packed context"
     if m.get('answer_similarity') is not None and max(m['answer_similarity'], m['reference_recall']) < e.correct_similarity:
@@ -854,6 +859,8 @@ def evaluate(eval_rows:list[EvalRow]|str|Path, # rows, or a JSONL file / BEIR fo
     prompts = PromptRegistry(ws/'prompts')
     cache = RowCache(cache_path or (Path(out_dir)/'answers.sqlite' if out_dir else ws/'evals'/'answers.sqlite'))
     scorer = SupportScorer(s, embedder)
+    from genai_accel.assessment.contradiction import contradiction_scorer, check_answer
+    contra = contradiction_scorer(s)  # None when evaluation.contradiction_model is empty: the check is off (meta says so)
     e, shas = s.evaluation, {r.id: _row_sha(r) for r in rows}
     records, summaries, cand_meta = [], [], []
     try:
@@ -913,12 +920,15 @@ def evaluate(eval_rows:list[EvalRow]|str|Path, # rows, or a JSONL file / BEIR fo
             for row, i in jobs:
                 rec = done[(row.id, i)]
                 metrics = score_answer(by_id[row.id], rec['answer'], rec['ranked_docs'], scorer, e.k) if rec['status'] == 'ok' else {}
+                chk = check_answer(contra, rec['answer']) if contra is not None and rec['status'] == 'ok' else {}
+                if chk: metrics.update(contradicted=chk['contradicted'], contradiction=chk['contradiction'])
                 stage, detail = diagnose(row, dict(rec, metrics=metrics), s)
                 ans = rec['answer'] or {}
                 cand_records.append(dict(candidate=c.name, row_id=row.id, repeat=i, status=rec['status'], error=rec['error'],
                                          cached=rec['cached'], stage=stage, detail=detail, question=row.question,
                                          answer=ans.get('answer'), metrics=metrics, ranked_docs=rec['ranked_docs'],
-                                         wall_s=rec.get('wall_s'), answer_record=_slim(ans) if ans else None))
+                                         wall_s=rec.get('wall_s'), answer_record=_slim(ans) if ans else None,
+                                         contradictions=chk.get('contradicted_sentences')))
             summ = summarize_candidate(c.name, cand_records, repeats, s, wall_s=wall if generated else None,
                                        generated=generated, seed=e.seed)
             models = sorted({r['answer_record']['model'] for r in cand_records if r['answer_record'] and r['answer_record'].get('model')})
@@ -935,6 +945,8 @@ def evaluate(eval_rows:list[EvalRow]|str|Path, # rows, or a JSONL file / BEIR fo
                 workspace=dict(path=str(ws), index_generation=idx_gen), repeats=repeats, concurrency=int(concurrency),
                 seeds=[e.seed + i for i in range(repeats)], temperatures=[0.0] + [e.temperature] * (repeats - 1),
                 max_new_tokens=max_new, evaluation=dict(vars(e)), embedder=getattr(embedder, 'model_id', None),
+                contradiction=dict(ran=contra is not None, model=None if contra is None else str(contra.path),
+                                   note=None if contra is not None else 'not run: evaluation.contradiction_model is empty'),
                 cache=str(cache.path), wall_s=round(time.perf_counter() - t_start, 2), started=started,
                 finished=time.strftime('%Y-%m-%dT%H:%M:%S'))
     report = EvalReport(meta, summaries, records)

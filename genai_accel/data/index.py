@@ -14,8 +14,8 @@ import numpy as np
 from ..core.config import Settings, workspace_path
 
 # %% auto #0
-__all__ = ['KEEP_GENERATIONS', 'ALL_ACCESS', 'bm25_tokenize', 'index_text', 'build_index', 'Hit', 'fuse_scores', 'SearchError',
-           'SearchResults', 'AllAccess', 'KnowledgeBase', 'same_embedder']
+__all__ = ['KEEP_GENERATIONS', 'ALL_ACCESS', 'bm25_tokenize', 'index_text', 'build_index', 'Hit', 'fuse_scores', 'Reranker',
+           'rerank_hits', 'SearchError', 'SearchResults', 'AllAccess', 'KnowledgeBase', 'same_embedder']
 
 # %% ../../nbs/16_index.ipynb #5901e638
 from .store import (open_store, doc_key, write_document, delete_documents_of_file, writes_workspace,
@@ -248,6 +248,7 @@ class Hit:
     rank: int = 0
     groups: list = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
+    rerank_score: float|None = None # the reranker's score, when retrieval.reranker re-scored this hit
     def to_dict(self)->dict: return asdict(self)
 
 # %% ../../nbs/16_index.ipynb #202cb86b
@@ -271,6 +272,73 @@ def fuse_scores(dense:np.ndarray, # dense score of each candidate
         rank = lambda x: np.argsort(np.argsort(-x))
         return dense_weight / (rrf_k + rank(dense) + 1) + bm25_weight / (rrf_k + rank(bm25) + 1)
     raise ValueError(f"retrieval.fusion={method!r}: use zscore, minmax or rrf")
+
+# %% ../../nbs/16_index.ipynb #b5d2f8e4
+_RERANKERS: dict = {}
+_RERANK_LOCK = threading.Lock()
+
+class Reranker:
+    "A cross-encoder pair scorer (a transformers sequence-classification folder with one output): higher = more relevant."
+    def __init__(self,
+                 path:str|Path, # model folder (e.g. a `finetune_cross_encoder` run's model/) or a hub id
+                 settings:Settings|None=None, # models.threads, models.embed_precision, models.max_seq_length, models.allow_hub
+                ):
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from genai_accel.core.models import offline_mode, set_threads, choose_precision
+        s = settings or Settings()
+        offline_mode(s.models.allow_hub); set_threads(s)
+        p = Path(str(path)).expanduser()
+        if not p.is_dir() and (not s.models.allow_hub or str(path).startswith(('/', '.', '~'))):
+            raise SearchError(f"retrieval.reranker={str(path)!r}: no such model folder; train one (`finetune_cross_encoder`, "
+                              "benchmarks/bench_retrieval_heldout.py) and give its model folder, or leave the setting empty "
+                              "to search without reranking")
+        self.path, self.precision, self.max_length = str(p if p.is_dir() else path), choose_precision(s.models.embed_precision), s.models.max_seq_length
+        run_cfg = p.parent/'config.json'  # a finetune_cross_encoder run records the pair length it trained at: read no more
+        if p.is_dir() and run_cfg.exists():
+            try: self.max_length = min(self.max_length, int(json.loads(run_cfg.read_text()).get('max_length') or self.max_length))
+            except (ValueError, TypeError, AttributeError): pass
+        key = (self.path, self.precision)
+        with _RERANK_LOCK:
+            if key not in _RERANKERS:
+                try:
+                    tok = AutoTokenizer.from_pretrained(self.path)
+                    model = AutoModelForSequenceClassification.from_pretrained(
+                        self.path, dtype=torch.bfloat16 if self.precision == 'bf16' else torch.float32).eval()
+                except (OSError, ValueError) as e:
+                    raise SearchError(f"retrieval.reranker={self.path!r} could not be loaded as a cross-encoder "
+                                      f"({type(e).__name__}: {str(e)[:200]}); give a folder written by finetune_cross_encoder") from None
+                if model.config.num_labels != 1:
+                    raise SearchError(f"retrieval.reranker={self.path!r} has {model.config.num_labels} outputs; a reranker "
+                                      "needs one relevance score (num_labels=1)")
+                _RERANKERS[key] = (tok, model)
+        self.tokenizer, self.model = _RERANKERS[key]
+
+    def score(self, query:str, texts:list[str], batch_size:int=32)->np.ndarray:
+        "The model's relevance logit for (query, text) of each text."
+        import torch
+        out = []
+        for i in range(0, len(texts), batch_size):
+            part = texts[i:i + batch_size]
+            enc = self.tokenizer([query] * len(part), part, padding=True, truncation='longest_first',
+                                 max_length=self.max_length, return_tensors='pt')
+            with torch.inference_mode(): out.append(self.model(**enc).logits[:, 0].float().numpy())
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+def rerank_hits(reranker, # a `Reranker` (anything with `score(query, texts) -> array`)
+                query:str,
+                hits:list[Hit], # fused ranking, best first
+                top:int, # how many of the first hits to re-score
+               )->list[Hit]:
+    "The first `top` hits ordered by the reranker's score (in `rerank_score`), then the rest in their order; ranks renumbered."
+    head, tail = hits[:max(0, top)], hits[max(0, top):]
+    if head:
+        sc = np.asarray(reranker.score(query, [index_text(h.title, h.text) for h in head]), dtype=np.float64)
+        for h, x in zip(head, sc): h.rerank_score = float(x)
+        head = [head[i] for i in np.argsort(-sc, kind='stable')]
+    out = head + tail
+    for r, h in enumerate(out, 1): h.rank = r
+    return out
 
 # %% ../../nbs/16_index.ipynb #e8a9e74e
 class SearchError(ValueError):
@@ -307,6 +375,7 @@ class KnowledgeBase:
         self._embedder, self._gen, self._lock = embedder, None, threading.RLock()
         self._local = threading.local()  # last_interaction_id, per thread (a server shares one KnowledgeBase)
         self._embedder_checked = None  # (generation, embedder) verified against the one that built the index
+        self._reranker = None  # the `Reranker` of retrieval.reranker, loaded on the first search that uses it
 
     @property
     def last_interaction_id(self)->str|None:
@@ -319,6 +388,14 @@ class KnowledgeBase:
             from genai_accel.core.models import Embedder
             self._embedder = Embedder(self.settings)
         return self._embedder
+
+    @property
+    def reranker(self)->Reranker|None:
+        "The cross-encoder of `retrieval.reranker` (None when the setting is empty)."
+        path = self.settings.retrieval.reranker
+        if not path: return None
+        if self._reranker is None: self._reranker = Reranker(path, self.settings)
+        return self._reranker
 
     def _load(self):
         cur = self.workspace/'index'/'CURRENT'
@@ -489,6 +566,8 @@ class KnowledgeBase:
             bm25 = b_all[cand]
             score = fuse_scores(dense, bm25, d_sc, b_all[b_idx], s.fusion, s.dense_weight, s.bm25_weight, s.rrf_k)
         order = np.argsort(-score, kind='stable')
+        reranker = self.reranker
+        depth = max(k, s.rerank_top) if reranker is not None else k
         picked, seen = [], set()
         for i in order:
             if unit == 'document':
@@ -496,8 +575,10 @@ class KnowledgeBase:
                 if dk in seen: continue
                 seen.add(dk)
             picked.append(i)
-            if len(picked) == k: break
-        return self._hits(cand, score, dense, bm25, picked)
+            if len(picked) == depth: break
+        hits = self._hits(cand, score, dense, bm25, picked)
+        if reranker is not None and hits: hits = rerank_hits(reranker, query, hits, s.rerank_top)
+        return hits[:k]
 
     def _hits(self, cand, score, dense, bm25, picked)->list[Hit]:
         if not picked: return []

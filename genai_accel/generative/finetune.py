@@ -1,4 +1,4 @@
-"""LoRA fine-tuning of the generator and contrastive fine-tuning of the embedder, with held-out validation, early stopping and a run folder that records everything.
+"""LoRA fine-tuning of the generator, contrastive fine-tuning of the embedder and cross-encoder heads (a contradiction scorer, a reranker) from the shipped MiniLM, with held-out validation, early stopping and a run folder that records everything.
 
 Docs: https://github.com/genai-accel/genai_accel/finetune.html.md"""
 
@@ -6,15 +6,17 @@ Docs: https://github.com/genai-accel/genai_accel/finetune.html.md"""
 
 # %% ../../nbs/24_finetune.ipynb #852406a6
 from __future__ import annotations
-import hashlib, json, math, os, platform, random, resource, time, warnings
+import hashlib, json, math, os, platform, random, re, resource, time, warnings
 from pathlib import Path
 import numpy as np
 from ..core.config import Settings
 
 # %% auto #0
-__all__ = ['FinetuneError', 'read_jsonl_rows', 'split_rows', 'data_sha256', 'EarlyStopping', 'overfitting_signs', 'RunRecord',
-           'peak_rss_mb', 'chat_training_example', 'exact_match', 'generate_answers', 'finetune_generator',
-           'order_format_pairs', 'load_retrieval_data', 'mine_hard_negatives', 'unique_batches', 'finetune_embedder']
+__all__ = ['CONTRADICTION_LABELS', 'FinetuneError', 'read_jsonl_rows', 'split_rows', 'data_sha256', 'EarlyStopping',
+           'overfitting_signs', 'RunRecord', 'peak_rss_mb', 'chat_training_example', 'exact_match', 'generate_answers',
+           'finetune_generator', 'order_format_pairs', 'load_retrieval_data', 'mine_hard_negatives', 'unique_batches',
+           'finetune_embedder', 'rows_sha256', 'finetune_cross_encoder', 'negate_claim', 'read_claim_evidence',
+           'claim_holdout_split', 'sentence_windows', 'contradiction_rows', 'finetune_contradiction']
 
 # %% ../../nbs/24_finetune.ipynb #bf0b7e46
 class FinetuneError(ValueError):
@@ -613,3 +615,318 @@ def finetune_embedder(source:str|Path, # JSONL of {"query", "passage"} pairs, or
                            stopped_early=stopped_early, overfit_warning=bool(signs), overfit_signs=signs,
                            elapsed_s=round(time.perf_counter() - t0, 1), peak_rss_mb=peak_rss_mb(),
                            model=str(run.out/'model'), base_model=base))
+
+# %% ../../nbs/24_finetune.ipynb #xenc0002
+def _check_pair_rows(rows:list[dict], num_labels:int)->list[dict]:
+    "The rows as {text_a, text_b, label, group}; raises `FinetuneError` naming the first bad row."
+    if num_labels < 1: raise FinetuneError(f"num_labels={num_labels}: use 1 (a score in [0, 1]) or the number of classes (>= 2)")
+    shape = "{'text_a': str, 'text_b': str, 'label': " + ("float 0..1}" if num_labels == 1 else f"int 0..{num_labels - 1}}}")
+    out = []
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict) or any(k not in r for k in ('text_a', 'text_b', 'label')):
+            raise FinetuneError(f"rows[{i}]: expected a dict like {shape}, got {str(r)[:120]}")
+        if any(not isinstance(r[k], str) or not r[k].strip() for k in ('text_a', 'text_b')):
+            raise FinetuneError(f"rows[{i}]: 'text_a' and 'text_b' must be non-empty text")
+        y = r['label']
+        if num_labels == 1:
+            if isinstance(y, bool) or not isinstance(y, (int, float)) or not 0 <= y <= 1:
+                raise FinetuneError(f"rows[{i}]: label {y!r} must be a number in [0, 1] with num_labels=1 (e.g. 1.0 relevant, 0.0 not)")
+            y = float(y)
+        elif isinstance(y, bool) or not isinstance(y, (int, np.integer)) or not 0 <= y < num_labels:
+            raise FinetuneError(f"rows[{i}]: label {y!r} must be a class index 0..{num_labels - 1} with num_labels={num_labels}")
+        out.append(dict(text_a=r['text_a'], text_b=r['text_b'], label=y if num_labels == 1 else int(y),
+                        group=str(r.get('group', i))))
+    if len(out) < 4: raise FinetuneError(f"{len(out)} rows: fine-tuning a cross-encoder needs at least 4 (some are held out for validation)")
+    return out
+
+def rows_sha256(rows:list[dict])->str:
+    "SHA-256 of the rows as canonical JSON (the fingerprint of in-memory training data)."
+    return hashlib.sha256(json.dumps(rows, sort_keys=True, ensure_ascii=False).encode('utf-8')).hexdigest()
+
+def _binary_auc(y:list, p:list)->float|None:
+    "ROC AUC of scores `p` against labels `y` (>= 0.5 counts as positive); None when one class is missing."
+    from scipy.stats import rankdata
+    pos = np.asarray(y, dtype=float) >= 0.5
+    n1, n0 = int(pos.sum()), int((~pos).sum())
+    if not n1 or not n0: return None
+    r = rankdata(np.asarray(p, dtype=float))
+    return float((r[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+# %% ../../nbs/24_finetune.ipynb #xenc0005
+def finetune_cross_encoder(rows:list[dict], # {'text_a', 'text_b', 'label'} (+ optional 'group'): label float 0/1 for num_labels=1, else a class index
+                           out:str|Path, # run folder: model/, metrics.jsonl, config.json, summary.json
+                           settings:Settings|None=None, # finetune.patience, finetune.precision, models.embedder / threads
+                           base:str|Path|None=None, # encoder to start from (default: models.embedder, the shipped MiniLM)
+                           num_labels:int=1, # 1: one score in [0, 1] (binary cross-entropy); k > 1: k classes (cross-entropy)
+                           epochs:int=3, # most epochs
+                           lr:float=3e-5, # AdamW learning rate
+                           batch_size:int=16, # pairs per step
+                           max_length:int=256, # tokens of the joined pair (longer pairs are cut, the longer text first)
+                           val_fraction:float=0.2, # share of the rows (of the groups, when given) held out for validation
+                           seed:int=0, # split, head initialisation and data order
+                          )->dict:
+    "Fine-tune a cross-encoder (pair scorer) from an encoder's weights; returns the run summary, whose 'model' loads with `CrossEncoder(path)`."
+    t0 = time.perf_counter()
+    # 1. options and data
+    s = settings or Settings()
+    if epochs < 1 or batch_size < 1 or lr <= 0 or max_length < 8:
+        raise FinetuneError(f"epochs={epochs}, batch_size={batch_size}, lr={lr}, max_length={max_length}: use epochs >= 1, "
+                            "batch_size >= 1, lr > 0 and max_length >= 8")
+    data = _check_pair_rows(rows, num_labels)
+    groups = sorted(set(r['group'] for r in data))
+    tr_g, va_g = split_rows(groups, val_fraction, seed)
+    va_g = set(va_g)
+    train = [r for r in data if r['group'] not in va_g]
+    val = [r for r in data if r['group'] in va_g]
+    # 2. libraries and the base model
+    import torch
+    try: from sentence_transformers import CrossEncoder
+    except ImportError:
+        raise FinetuneError("fine-tuning a cross-encoder needs sentence-transformers: `pip install 'sentence-transformers>=4'`") from None
+    from transformers import get_linear_schedule_with_warmup
+    from transformers.utils import logging as hf_logging
+    from genai_accel.core.models import resolve_embedder_path, offline_mode, set_threads
+    offline_mode(s.models.allow_hub); set_threads(s)
+    precision = _training_precision(s)
+    base = str(Path(base).expanduser()) if base and Path(base).expanduser().exists() else (str(base) if base else resolve_embedder_path(s))
+    _seed_everything(seed)
+    verbosity = hf_logging.get_verbosity(); hf_logging.set_verbosity_error()  # "newly initialised head" is the point here
+    try: model = CrossEncoder(base, num_labels=num_labels, max_length=max_length, device='cpu', local_files_only=not s.models.allow_hub)
+    except (OSError, ValueError) as e:
+        raise FinetuneError(f"base={base!r} could not be loaded as an encoder ({type(e).__name__}: {str(e)[:200]}); pass a local "
+                            "model folder (sentence-transformers or transformers layout)") from None
+    finally: hf_logging.set_verbosity(verbosity)
+    net, tok = model.model, model.tokenizer
+    binary = num_labels == 1
+    select = 'val_auc' if binary and len({r['label'] >= 0.5 for r in val}) == 2 else 'val_loss'
+    # 3. the record: config.json before training
+    config = dict(kind='cross_encoder', base_model=base, num_labels=num_labels, seed=seed, val_fraction=val_fraction, epochs=epochs,
+                  lr=lr, batch_size=batch_size, max_length=max_length, patience=s.finetune.patience, selected_on=select,
+                  loss='BCEWithLogitsLoss' if binary else 'CrossEntropyLoss', optimizer='AdamW(weight_decay=0.01)', warmup_share=0.1,
+                  precision=precision, n_rows=len(data), n_groups=len(groups), torch_threads=torch.get_num_threads())
+    run = RunRecord(out, config)
+    loss_fn = torch.nn.BCEWithLogitsLoss(reduction='sum') if binary else torch.nn.CrossEntropyLoss(reduction='sum')
+
+    def batch_loss(b):
+        enc = tok([r['text_a'] for r in b], [r['text_b'] for r in b], padding=True, truncation='longest_first',
+                  max_length=max_length, return_tensors='pt')
+        with _autocast(precision): logits = net(**enc).logits
+        logits = logits.float()
+        y = torch.tensor([r['label'] for r in b], dtype=torch.float32 if binary else torch.long)
+        return loss_fn(logits[:, 0] if binary else logits, y), logits.detach()
+
+    def validate()->dict:
+        net.eval()
+        tot, outs = 0.0, []
+        with torch.inference_mode():
+            for i in range(0, len(val), max(batch_size, 32)):
+                l, lg = batch_loss(val[i:i + max(batch_size, 32)]); tot += float(l); outs.append(lg)
+        lg = torch.cat(outs)
+        res = dict(val_loss=tot / len(val))
+        if binary: res['val_auc'] = _binary_auc([r['label'] for r in val], torch.sigmoid(lg[:, 0]).tolist())
+        else: res['val_accuracy'] = float((lg.argmax(1) == torch.tensor([r['label'] for r in val])).float().mean())
+        return res
+
+    # 4. epoch 0 (the untrained head), then the epochs
+    rng = random.Random(seed)
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.01)
+    sched = get_linear_schedule_with_warmup(opt, int(0.1 * steps_per_epoch * epochs), steps_per_epoch * epochs)
+    stopper = EarlyStopping(s.finetune.patience, 'max' if select == 'val_auc' else 'min')
+    v = validate(); base_val = {k: round(x, 5) if isinstance(x, float) else x for k, x in v.items()}
+    stopper.step(0, v[select])
+    best_state = {k: t.detach().clone() for k, t in net.state_dict().items()}
+    run.log(dict(epoch=0, train_loss=None, **v, best=True, elapsed_s=round(time.perf_counter() - t0, 1)))
+    stopped_early = False
+    for epoch in range(1, epochs + 1):
+        net.train()
+        order = list(train); rng.shuffle(order)
+        tot = 0.0
+        for i in range(0, len(order), batch_size):
+            b = order[i:i + batch_size]
+            loss, _ = batch_loss(b)
+            (loss / len(b)).backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step(); sched.step(); opt.zero_grad()
+            tot += loss.item()
+        v = validate()
+        improved = stopper.step(epoch, v[select])
+        if improved: best_state = {k: t.detach().clone() for k, t in net.state_dict().items()}
+        run.log(dict(epoch=epoch, train_loss=tot / len(train), **v, best=improved, elapsed_s=round(time.perf_counter() - t0, 1)))
+        if stopper.stop and epoch < epochs: stopped_early = True; break
+    # 5. the best model, saved; warnings and the summary
+    net.load_state_dict(best_state)
+    net.eval()
+    model.save(str(run.out/'model'))
+    signs = overfitting_signs(run.history, gap=s.finetune.overfit_gap, metric='val_auc' if select == 'val_auc' else None)
+    if signs:
+        warnings.warn(f"possible overfitting in {run.out}: " + '; '.join(signs[:3]) + f". The model of epoch {stopper.best_epoch} "
+                      f"(best {select}) was kept.", stacklevel=2)
+    if stopper.best_epoch == 0:
+        warnings.warn(f"no epoch beat the untrained head on {select} ({stopper.best:.4f}); {run.out/'model'} holds an untrained "
+                      "head. Try more rows, more epochs or another learning rate.", stacklevel=2)
+    best = run.history[stopper.best_epoch]
+    return run.finish(dict(kind='cross_encoder', data_sha256=rows_sha256(data), n_train=len(train), n_val=len(val),
+                           n_train_groups=len(tr_g), n_val_groups=len(va_g), val_groups=sorted(va_g), num_labels=num_labels, selected_on=select,
+                           epochs_run=len(run.history) - 1, best_epoch=stopper.best_epoch,
+                           base_val=base_val, best_val={k: best[k] for k in best if k.startswith('val_')},
+                           stopped_early=stopped_early, overfit_warning=bool(signs), overfit_signs=signs,
+                           elapsed_s=round(time.perf_counter() - t0, 1), peak_rss_mb=peak_rss_mb(),
+                           model=str(run.out/'model'), base_model=base))
+
+
+# %% ../../nbs/24_finetune.ipynb #xenc0011
+CONTRADICTION_LABELS = ('supports', 'contradicts', 'neither')  # the head's classes, in order
+
+_SWAPS = dict(p.split(':') for p in ('increase:decrease increases:decreases increased:decreased increasing:decreasing '
+              'higher:lower more:less greater:smaller positive:negative positively:negatively improves:worsens improved:worsened '
+              'promotes:inhibits promote:inhibit enhances:reduces enhanced:reduced activates:inhibits activate:inhibit '
+              'upregulates:downregulates upregulated:downregulated raises:lowers raise:lower longer:shorter above:below').split())
+_SWAPS.update({v: k for k, v in list(_SWAPS.items())})
+_AUX = re.compile(r"\b(is|are|was|were|can|could|may|might|will|would|should|does|do|did|has|have|had)\b(?! not\b)", re.I)
+_HAS_NOT = re.compile(r"\b(is|are|was|were|can|could|may|might|will|would|should|does|do|did|has|have|had) not\b", re.I)
+
+def negate_claim(text:str, # an English statement
+                )->str|None:
+    "The statement with its meaning reversed by a general English rule, or None when no rule applies."
+    if m := _HAS_NOT.search(text): return text[:m.start()] + m.group(1) + text[m.end():]          # "does not cause" -> "does cause"
+    if re.search(r"\bcannot\b", text, re.I): return re.sub(r"\b(c)annot\b", r"\1an", text, count=1, flags=re.I)
+    words = re.split(r"(\W+)", text)
+    for i, w in enumerate(words):
+        if w.lower() in _SWAPS:
+            r = _SWAPS[w.lower()]
+            words[i] = r.capitalize() if w[:1].isupper() else r
+            return ''.join(words)
+    if m := _AUX.search(text): return text[:m.end()] + ' not' + text[m.end():]
+    return None
+
+def read_claim_evidence(scifact_dir:str|Path, # BEIR folder whose queries.jsonl rows carry evidence `metadata`
+                       )->tuple[list[dict], dict[str, dict]]:
+    "`(claims, corpus)`: claims with evidence `{id, text, cited: {doc id: (label, [sentence indices])}}` in file order; corpus by id."
+    d = Path(scifact_dir).expanduser()
+    for f in ('corpus.jsonl', 'queries.jsonl'):
+        if not (d/f).is_file():
+            raise FinetuneError(f"{d/f} is missing: pass a folder in SciFact's BEIR layout (corpus.jsonl, queries.jsonl with evidence metadata)")
+    with open(d/'corpus.jsonl', encoding='utf-8') as fh: corpus = {str(x['_id']): x for x in map(json.loads, filter(str.strip, fh))}
+    claims = []
+    with open(d/'queries.jsonl', encoding='utf-8') as fh:
+        for q in map(json.loads, filter(str.strip, fh)):
+            cited = {}
+            for doc, evs in (q.get('metadata') or {}).items():
+                labels = {str(e.get('label', '')).upper() for e in evs}
+                if str(doc) in corpus and len(labels) == 1 and labels <= {'SUPPORT', 'CONTRADICT'}:
+                    cited[str(doc)] = (labels.pop(), sorted({i for e in evs for i in e.get('sentences', [])}))
+            if cited: claims.append(dict(id=str(q['_id']), text=q['text'], cited=cited))
+    if len(claims) < 8:
+        raise FinetuneError(f"{d/'queries.jsonl'}: {len(claims)} claims with SUPPORT/CONTRADICT evidence in 'metadata'; at least 8 are needed")
+    return claims, corpus
+
+def claim_holdout_split(claims:list[dict], # read_claim_evidence's claims (file order)
+                        holdout:float=0.35, # share of the claims held out
+                        seed:int=0, # the order (validate_groundedness's order for the same seed)
+                       )->tuple[list[dict], list[dict], int]:
+    "`(train, heldout, start)`: the seeded order's first claims for training, the rest held out from index `start`."
+    if not 0 < holdout < 1: raise FinetuneError(f"holdout={holdout}: use a share between 0 and 1 (e.g. 0.35)")
+    order = list(claims); random.Random(seed).shuffle(order)
+    start = min(len(order) - 1, max(1, round(len(order) * (1 - holdout))))
+    return order[:start], order[start:], start
+
+
+# %% ../../nbs/24_finetune.ipynb #xenc0014
+def sentence_windows(sentences:list[str], # a source's sentences, in order
+                     max_words:int=80, # a window holds consecutive sentences up to this many words (a longer sentence alone)
+                    )->list[str]:
+    "Overlapping windows of consecutive sentences, one starting at each sentence (duplicates and contained tails dropped)."
+    out, end = [], 0
+    for i in range(len(sentences)):
+        if out and end == len(sentences): break   # the last window reached the end: later starts add nothing new
+        w, n = [], 0
+        for s in sentences[i:]:
+            k = len(s.split())
+            if w and n + k > max_words: break
+            w.append(s); n += k
+        out.append(' '.join(w)); end = i + len(w)
+    return list(dict.fromkeys(out))
+
+def _content_words(text:str)->set:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 3}
+
+def contradiction_rows(claims:list[dict], # the training claims (read_claim_evidence)
+                       corpus:dict[str, dict], # doc id -> {title, text}
+                       settings:Settings|None=None, # retrieval.bm25_* for the BM25 neighbours
+                       seed:int=0, # random neighbours
+                       neither:bool=True, # add (claim, window of a non-cited abstract) pairs labelled neither
+                       augment:bool=True, # add negated-claim pairs (negate_claim)
+                       max_words:int=80, # window size (sentence_windows), as the scorer reads sources
+                      )->list[dict]:
+    "Labelled `{text_a, text_b, label, group}` pairs (label: index into CONTRADICTION_LABELS) for `finetune_cross_encoder`."
+    from genai_accel.core.text import split_sentences
+    s = settings or Settings()
+    rng = random.Random(seed)
+    S, C, N = range(3)
+    sents = lambda d: split_sentences(corpus[d].get('text') or '')
+    rows = []
+    add = lambda a, b, y, g: rows.append(dict(text_a=a, text_b=b, label=y, group=g)) if a.strip() and b.strip() else None
+    for c in claims:
+        neg = negate_claim(c['text']) if augment else None
+        for d, (label, idx) in c['cited'].items():
+            y = S if label == 'SUPPORT' else C
+            ss = sents(d)
+            idx = [i for i in idx if i < len(ss)]
+            if not idx: continue
+            ev = ' '.join(ss[i] for i in idx)
+            around = ' '.join(ss[max(0, idx[0] - 1):idx[-1] + 2])   # the evidence with a sentence either side, as in a window
+            for src in dict.fromkeys([ev] + ([around] if len(around.split()) <= 2 * max_words else [])):
+                add(c['text'], src, y, c['id'])
+                if neg: add(neg, src, C if y == S else S, c['id'])
+    if neither:
+        import bm25s
+        from genai_accel.data.index import bm25_tokenize
+        ids = list(corpus)
+        bm = bm25s.BM25()
+        bm.index(bm25_tokenize([f"{corpus[d].get('title') or ''} {corpus[d].get('text') or ''}" for d in ids], s), show_progress=False)
+        for c in claims:
+            top = bm.retrieve(bm25_tokenize([c['text']], s), k=min(len(ids), len(c['cited']) + 3), show_progress=False)[0][0]
+            hard = next((ids[i] for i in top if ids[i] not in c['cited']), None)
+            rand = rng.choice(ids)
+            while rand in c['cited'] and len(ids) > len(c['cited']): rand = rng.choice(ids)
+            cw = _content_words(c['text'])
+            if hard is not None and (ws := sentence_windows(sents(hard), max_words)):   # the neighbour's window closest to the claim
+                add(c['text'], max(ws, key=lambda w: len(cw & _content_words(w))), N, c['id'])
+            if rand != hard and (ws := sentence_windows(sents(rand), max_words)) and rand not in c['cited']:
+                add(c['text'], rng.choice(ws), N, c['id'])
+    return rows
+
+def finetune_contradiction(scifact_dir:str|Path, # claims with evidence in SciFact's BEIR layout
+                           out:str|Path, # run folder (finetune_cross_encoder's)
+                           settings:Settings|None=None,
+                           holdout:float=0.35, # share of the claims held out (never trained on)
+                           seed:int=0, # order of the claims, split and training
+                           epochs:int=4, lr:float=4e-5, batch_size:int=16,
+                           max_length:int=128, # tokens of claim + window (80-word windows fit)
+                           val_fraction:float=0.15, # share of the training claims used for early stopping
+                           base:str|Path|None=None, # encoder to start from (default: the configured embedder, the shipped MiniLM)
+                           max_claims:int|None=None, # use only the first N training claims (quick runs)
+                          )->dict:
+    "Train the three-way contradiction head (supports / contradicts / neither) on claims with evidence; returns the run summary."
+    claims, corpus = read_claim_evidence(scifact_dir)
+    train, heldout, start = claim_holdout_split(claims, holdout, seed)
+    if max_claims: train = train[:max_claims]
+    rows = contradiction_rows(train, corpus, settings, seed)
+    summary = finetune_cross_encoder(rows, out, settings, base=base, num_labels=len(CONTRADICTION_LABELS), epochs=epochs, lr=lr,
+                                     batch_size=batch_size, max_length=max_length, val_fraction=val_fraction, seed=seed)
+    cfg_path = Path(summary['model'])/'config.json'  # name the classes in the saved model
+    cfg = json.loads(cfg_path.read_text())
+    cfg.update(id2label={str(i): l for i, l in enumerate(CONTRADICTION_LABELS)}, label2id={l: i for i, l in enumerate(CONTRADICTION_LABELS)})
+    _write_json(cfg_path, cfg)
+    texts = {c['text'] for c in train}
+    d = Path(scifact_dir).expanduser()
+    summary.update(task='contradiction', labels=list(CONTRADICTION_LABELS), scifact_dir=str(d.resolve()),
+                   data_files_sha256=data_sha256(d/'corpus.jsonl', d/'queries.jsonl'), holdout=holdout, heldout_start=start,
+                   n_train_claims=len(train), n_heldout_claims=len(heldout), heldout_claim_ids=[c['id'] for c in heldout],
+                   label_counts={l: sum(r['label'] == i for r in rows) for i, l in enumerate(CONTRADICTION_LABELS)},
+                   augmented=sum(r['text_a'] not in texts for r in rows))
+    _write_json(Path(out).expanduser()/'summary.json', summary)
+    return summary
+
