@@ -992,13 +992,22 @@ def answer_on_ray(jobs:list, # (row, repeat) pairs to answer
     from genai_accel.data.distributed import ray_session
     by_key = {(row.id, i): (row, i) for row, i in jobs}
     with ray_session(s) as ray:
-        from ray.util import ActorPool
-        cls = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(AnswerActor)
+        # a dead actor restarts and its call is retried twice; a part that kills it every time (a row that crashes the
+        # process or runs it out of memory) becomes failed rows with the reason, and the run goes on
+        cls = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=2)(AnswerActor)
         n = max(1, min(s.ray.actors, len(jobs)))
         actor_s = s.with_overrides(models__threads=1)
-        pool = ActorPool([cls.remote(c, str(ws), actor_s, max_new, idx_gen, repeats, mode, k) for _ in range(n)])
+        actors = [cls.remote(c, str(ws), actor_s, max_new, idx_gen, repeats, mode, k) for _ in range(n)]
         parts = [jobs[i:i + batch] for i in range(0, len(jobs), batch)]
-        for out in pool.map_unordered(lambda a, part: a.answer.remote(part), parts):
+        pending = {actors[j % n].answer.remote(part): part for j, part in enumerate(parts)}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            part = pending.pop(done[0])
+            try: out = ray.get(done[0])
+            except Exception as ex:
+                why = (str(ex).strip().splitlines() or [''])[0][:200]
+                out = [(row.id, i, dict(status='failed', error=f"{type(ex).__name__}: the Ray worker died answering it, 3 tries ({why})",
+                                        answer=None, ranked_docs=None, wall_s=0.0)) for row, i in part]
             for rid, i, rec in out: yield by_key[(rid, i)], rec
 
 # %% ../../nbs/64_evaluation.ipynb #3af2296b
