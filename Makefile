@@ -56,7 +56,7 @@ drift: install
 
 test: install browser drift
 	$(BIN)/nbdev-test --n-workers 2 --flags "slow" --timing
-	$(BIN)/pytest -q -rs
+	$(BIN)/pytest -q -rs --durations=20
 
 test-fast: install
 	$(BIN)/nbdev-test --n-workers 2

@@ -247,23 +247,25 @@ def finetune_embedder(source:Path = typer.Argument(..., help="JSONL of {query, p
 def finetune_contradiction(scifact_dir:Optional[Path] = typer.Argument(None, help="claims with evidence in SciFact's BEIR layout (default: $GENAI_ACCEL_SCIFACT, else ../shared/data/scifact)"),
                            out:Path = typer.Option(..., '--out', '-o', help="run folder (model/, metrics.jsonl, config.json, summary.json)"),
                            holdout:float = typer.Option(0.35, help="share of the claims held out, never trained on"),
-                           epochs:int = typer.Option(4, help="most epochs"), lr:float = typer.Option(4e-5, help="learning rate"),
+                           epochs:int = typer.Option(4, help="most epochs"), lr:Optional[float] = typer.Option(None, help="learning rate (default 1e-4; 4e-5 with --three-way)"),
+                           three_way:bool = typer.Option(False, '--three-way', help="also a neither class (the earlier head; lower SUPPORT vs CONTRADICT AUC)"),
                            max_claims:Optional[int] = typer.Option(None, '--max-claims', help="train on the first N training claims only (a quick run)"),
                            settings:Optional[Path] = SettingsOpt, as_json:bool = JsonOpt):
-    "Train the supports / contradicts / neither cross-encoder from the shipped MiniLM; use it with the setting evaluation.contradiction_model = DIR/model."
+    "Train the supports / contradicts cross-encoder (--three-way: + neither) from the shipped MiniLM; use it with the setting evaluation.contradiction_model = DIR/model."
     from genai_accel.generative.finetune import finetune_contradiction as run, FinetuneError
     if scifact_dir is None:
         scifact_dir = Path(os.environ.get('GENAI_ACCEL_SCIFACT') or '../shared/data/scifact')
         if not scifact_dir.is_dir():
             raise FinetuneError(f"no SCIFACT_DIR given and {scifact_dir} does not exist: pass the SciFact folder (BEIR layout with evidence)")
-    d = run(scifact_dir, out, load_settings(settings), holdout=holdout, epochs=epochs, lr=lr, max_claims=max_claims)
+    d = run(scifact_dir, out, load_settings(settings), holdout=holdout, epochs=epochs, lr=lr, max_claims=max_claims, binary=not three_way)
     bv = d.get('best_val') or {}
     emit({k: v for k, v in d.items() if k not in ('heldout_claim_ids', 'val_groups')}, as_json,
          f"contradiction cross-encoder trained: run folder {out}\n"
          f"  {d['n_train_claims']} training claims ({d['n_train']} pairs, {d['n_val']} for validation), {d['n_heldout_claims']} held out "
          f"(validate with start={d['heldout_start']}); best epoch {d['best_epoch']} of {d['epochs_run']}, validation loss "
-         f"{bv.get('val_loss', float('nan')):.4f}, accuracy {bv.get('val_accuracy', float('nan')):.3f}\n"
-         f"  use it with GENAI_ACCEL_EVALUATION_CONTRADICTION_MODEL={Path(d['model'])} (or [evaluation] contradiction_model)")
+         f"{bv.get('val_loss', float('nan')):.4f}, " + (f"AUC {bv['val_auc']:.3f}\n" if 'val_auc' in bv else f"accuracy {bv.get('val_accuracy', float('nan')):.3f}\n") +
+         f"  use it with GENAI_ACCEL_EVALUATION_CONTRADICTION_MODEL={Path(d['model'])} (or [evaluation] contradiction_model);\n"
+         f"  several runs, comma-separated, are averaged (recommended: one with --lr 4e-5 and one with the default 1e-4)")
 
 # %% ../nbs/91_cli.ipynb #ab249ffa
 @eval_app.command('run')
@@ -467,6 +469,8 @@ def serve(host:Optional[str] = typer.Option(None, help="address to bind (default
           port:Optional[int] = typer.Option(None, help="port (default serving.port, 8000)"),
           workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt):
     "Serve the workspace over HTTP: OpenAI-compatible API, search, answers, MCP; until SIGTERM."
+    from genai_accel.core.models import server_openmp_defaults
+    server_openmp_defaults()  # before torch loads: several threads run models in a server
     from genai_accel.deployment.server import serve as run
     from genai_accel.monitoring import MonitoringCollector  # /metrics also exports the KPIs of the interaction log
     s = load_settings(settings)
@@ -475,6 +479,8 @@ def serve(host:Optional[str] = typer.Option(None, help="address to bind (default
 @app.command()
 def mcp(workspace:Optional[Path] = WorkspaceOpt, settings:Optional[Path] = SettingsOpt):
     "Serve the search and answer tools over MCP stdio (API key from $GENAI_ACCEL_API_KEY, serving.mcp_api_key_env)."
+    from genai_accel.core.models import server_openmp_defaults
+    server_openmp_defaults()  # before torch loads: several threads run models in a server
     from genai_accel.deployment.mcp import run_stdio
     run_stdio(workspace, load_settings(settings), settings)
 

@@ -43,3 +43,15 @@ def cli(): return run_cli
 
 @pytest.fixture
 def cli_json(): return run_json
+
+@pytest.fixture(scope='session')
+def scifact_evals(tmp_path_factory):
+    """SciFact's train split through `eval retrieval` on the local engine, fp32, in dense, bm25 and hybrid modes: one
+    ingest of the whole corpus (5,183 abstracts), shared by the retrieval floors (test_cli.py) and the Ray equality test
+    (test_ray.py), so CI embeds the corpus once for both."""
+    if not (SCIFACT/'corpus.jsonl').exists(): pytest.skip(f'{SCIFACT} is not present (SciFact evaluation data)')
+    ws = tmp_path_factory.mktemp('scifact_local')/'ws'
+    env = cli_env(GENAI_ACCEL_MODELS_EMBED_PRECISION='fp32', GENAI_ACCEL_MODELS_THREADS=2)  # fp32: the Ray test compares vectors
+    res = {m: run_json('eval', 'retrieval', SCIFACT, '--split', 'train', '--mode', m, '--workspace', ws, env=env, timeout=3000)
+           for m in ('dense', 'bm25', 'hybrid')}
+    return dict(ws=ws, res=res)

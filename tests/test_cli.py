@@ -200,11 +200,9 @@ def test_eval_retrieval_json_keys(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SCIFACT.exists(), reason='../shared/data/scifact is not present')
-def test_scifact_quality_floors(tmp_path):
-    "The foundation's retrieval floors on SciFact (train split), measured end to end through the CLI."
-    ws = tmp_path/'ws'
-    res = {m: run_json('eval', 'retrieval', SCIFACT, '--split', 'train', '--mode', m, '--workspace', ws, timeout=1800)
-           for m in ('dense', 'bm25', 'hybrid')}
+def test_scifact_quality_floors(scifact_evals):
+    "The foundation's retrieval floors on SciFact (train split, fp32), measured end to end through the CLI (conftest's scifact_evals)."
+    res = scifact_evals['res']
     print({m: r['ndcg@10'] for m, r in res.items()})
     assert res['dense']['ndcg@10'] >= 0.660
     assert res['bm25']['ndcg@10'] >= 0.696

@@ -34,14 +34,21 @@ def test_finetune_contradiction_cli(tmp_path):
     env = cli_env(GENAI_ACCEL_MODELS_THREADS=1)
     d = run_json('finetune', 'contradiction', data, '--out', tmp_path/'run', '--epochs', '1', '--holdout', '0.25', env=env)
     assert (d['n_train_claims'], d['n_heldout_claims'], d['heldout_start'], d['epochs_run']) == (9, 3, 9, 1), d
-    assert d['labels'] == ['supports', 'contradicts', 'neither'] and d['label_counts']['neither'] > 0
+    assert d['labels'] == ['supports', 'contradicts'] and d['binary'] and min(d['label_counts'].values()) > 0, d
     run = tmp_path/'run'
     assert json.loads((run/'summary.json').read_text())['data_sha256'] == d['data_sha256']
     assert [json.loads(l)['epoch'] for l in (run/'metrics.jsonl').read_text().splitlines()] == [0, 1]
     cfg = json.loads((run/'model'/'config.json').read_text())
-    assert cfg['id2label'] == {'0': 'supports', '1': 'contradicts', '2': 'neither'}
+    assert cfg['id2label'] == {'0': 'supports', '1': 'contradicts'}
     from genai_accel.core.config import Settings
     from genai_accel.assessment.contradiction import contradiction_scorer
     sc = contradiction_scorer(Settings(env={}).with_overrides(evaluation__contradiction_model=str(run/'model')))
     r = sc.score(['Copper wire samples are heavier after drying.'], ['The copper wire samples were heavier after drying.'])[0]
     assert 0 <= r['contradiction'] <= 1 and 0 <= r['support'] <= 1
+    assert abs(r['support'] + r['contradiction'] - 1) < 1e-6, r   # binary head, one window: the two probabilities
+    # two runs listed in the setting are averaged (the recommended pair); a folder that is not there names the setting
+    pair = contradiction_scorer(Settings(env={}).with_overrides(evaluation__contradiction_model=f"{run/'model'}, {run}"))
+    r2 = pair.score(['Copper wire samples are heavier after drying.'], ['The copper wire samples were heavier after drying.'])[0]
+    assert len(pair.models) == 2 and (r2['support'], r2['contradiction']) == pytest.approx((r['support'], r['contradiction']), abs=1e-6)
+    with pytest.raises(ValueError, match='evaluation.contradiction_model='):
+        contradiction_scorer(Settings(env={}).with_overrides(evaluation__contradiction_model=f"{run/'model'}, {tmp_path/'none'}"))

@@ -12,7 +12,7 @@ import numpy as np
 from ..core.config import Settings
 from ..core.stats import _rng_kw
 from ..core.text import split_sentences, strip_citations
-from ..generative.finetune import sentence_windows, CONTRADICTION_LABELS
+from ..generative.finetune import sentence_windows, CONTRADICTION_LABELS, _content_words
 
 # %% auto #0
 __all__ = ['CONTRADICTED_AT', 'COMPARISONS', 'ContradictionError', 'ContradictionScorer', 'check_answer', 'contradiction_scorer',
@@ -24,53 +24,79 @@ class ContradictionError(ValueError):
 
 CONTRADICTED_AT = 0.5  # a window whose most probable class is `contradicts`, with at least this probability, contradicts
 
+def _model_paths(model)->list[str]:
+    "One path, a comma-separated list of paths, or a list: the members, in order."
+    items = model if isinstance(model, (list, tuple)) else str(model).split(',')
+    return [str(m).strip() for m in items if str(m).strip()]
+
 class ContradictionScorer:
-    "Support and contradiction of statements by sources, from a supports / contradicts / neither cross-encoder."
+    "Support and contradiction of statements by sources, from one cross-encoder or the mean of several (binary or three-way heads)."
     threshold, cos_weight, negation_penalty, embedder = 0.0, None, None, None  # what `validate_groundedness` reads of a scorer
     def __init__(self,
-                 model:str|Path, # the model folder (a run's model/, or the run folder holding it)
+                 model:str|Path|list, # a model folder (a run's model/, or the run folder holding it); several: a list or comma-separated
                  settings:Settings|None=None, # models.threads, models.allow_hub
                  max_words:int=80, # window size, as in training
                  batch_size:int=32,
                 ):
         s = settings or Settings()
-        path = Path(str(model)).expanduser()
-        if (path/'model'/'config.json').is_file(): path = path/'model'   # a run folder: its model/
         fix = ("train one with `genai-accel finetune contradiction SCIFACT_DIR --out DIR` and set "
-               "`[evaluation] contradiction_model = DIR/model`, or leave the setting empty to switch the check off")
-        if not (path/'config.json').is_file():
-            raise ContradictionError(f"evaluation.contradiction_model={str(model)!r}: no model folder there (config.json missing); {fix}")
-        cfg = json.loads((path/'config.json').read_text())
-        labels = {str(v).lower(): int(k) for k, v in (cfg.get('id2label') or {}).items()}
-        if not {'supports', 'contradicts'} <= set(labels):
-            raise ContradictionError(f"evaluation.contradiction_model={str(model)!r}: its classes are {sorted(labels) or 'unnamed'}, "
-                                     f"not supports / contradicts / neither; {fix}")
+               "`[evaluation] contradiction_model = DIR/model` (several, comma-separated, are averaged), or leave the setting empty "
+               "to switch the check off")
+        paths, kinds = [], []
+        for m in _model_paths(model) or [str(model)]:
+            path = Path(m).expanduser()
+            if (path/'model'/'config.json').is_file(): path = path/'model'   # a run folder: its model/
+            if not (path/'config.json').is_file():
+                raise ContradictionError(f"evaluation.contradiction_model={m!r}: no model folder there (config.json missing); {fix}")
+            cfg = json.loads((path/'config.json').read_text())
+            labels = {str(v).lower(): int(k) for k, v in (cfg.get('id2label') or {}).items()}
+            if set(labels) not in ({'supports', 'contradicts'}, {'supports', 'contradicts', 'neither'}):
+                raise ContradictionError(f"evaluation.contradiction_model={m!r}: its classes are {sorted(labels) or 'unnamed'}, "
+                                         f"not supports / contradicts (/ neither); {fix}")
+            paths.append(path); kinds.append(labels)
+        if any(set(k) != set(kinds[0]) for k in kinds):
+            raise ContradictionError(f"evaluation.contradiction_model={str(model)!r}: the models mix binary and three-way heads "
+                                     f"({', '.join(f'{p}: {len(k)} classes' for p, k in zip(paths, kinds))}); average models of one kind")
         from sentence_transformers import CrossEncoder
         from genai_accel.core.models import offline_mode, set_threads
         offline_mode(s.models.allow_hub); set_threads(s)
-        self.model = CrossEncoder(str(path), device='cpu', local_files_only=not s.models.allow_hub)
-        self.path, self.labels, self.max_words, self.batch_size = path, labels, max_words, batch_size
-        self.model_id = str(path)
+        self.models = [CrossEncoder(str(p), device='cpu', local_files_only=not s.models.allow_hub) for p in paths]
+        self.model = self.models[0]
+        self.paths, self.path, self._member_labels = paths, paths[0], kinds
+        self.labels = {l: i for i, l in enumerate(CONTRADICTION_LABELS[:len(kinds[0])])}   # columns of window_probabilities
+        self.binary = 'neither' not in self.labels
+        self.max_words, self.batch_size = max_words, batch_size
+        self.model_id = ','.join(map(str, paths))
 
     def window_probabilities(self, pairs:list[tuple[str, str]])->np.ndarray:
-        "Class probabilities (rows: pairs, columns: the model's classes) of (statement, window) pairs."
+        "Class probabilities (rows: pairs, columns: `self.labels`), the mean over the models, of (statement, window) pairs."
         if not pairs: return np.zeros((0, len(self.labels)), np.float32)
-        logits = np.asarray(self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True),
-                            dtype=np.float64).reshape(len(pairs), -1)
-        e = np.exp(logits - logits.max(1, keepdims=True))
-        return e / e.sum(1, keepdims=True)
+        out = np.zeros((len(pairs), len(self.labels)))
+        for m, lab in zip(self.models, self._member_labels):
+            logits = np.asarray(m.predict(pairs, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True,
+                                          activation_fn=_identity()), dtype=np.float64).reshape(len(pairs), -1)
+            e = np.exp(logits - logits.max(1, keepdims=True)); p = e / e.sum(1, keepdims=True)
+            out += p[:, [lab[l] for l in self.labels]]
+        return out / len(self.models)
+
+    def _windows(self, statement:str, src)->list[str]:
+        "The windows of `src` to score: all of them (three-way), or those sharing the most content words with the statement (binary)."
+        sents = split_sentences(src) if isinstance(src, str) else [x for x in src if x and x.strip()]
+        ws = sentence_windows(sents, self.max_words) or ([src] if isinstance(src, str) and src.strip() else [])
+        if not self.binary or len(ws) < 2: return ws
+        cw = _content_words(statement)
+        shared = [len(cw & _content_words(w)) for w in ws]
+        return [w for w, n in zip(ws, shared) if n == max(shared)]
 
     def score(self,
               statements:list[str], # one statement per source
               sources:list[str|list[str]], # a source's text, or its sentences
              )->list[dict]:
-        "Per (statement, source): support, contradiction (highest probabilities over the source's windows) and contradicted."
+        "Per (statement, source): support, contradiction (highest probabilities over the scored windows) and contradicted."
         if len(statements) != len(sources): raise ValueError(f"{len(statements)} statements for {len(sources)} sources: pass one each")
         pairs, owner = [], []
         for i, (st, src) in enumerate(zip(statements, sources)):
-            sents = split_sentences(src) if isinstance(src, str) else [x for x in src if x and x.strip()]
-            for w in sentence_windows(sents, self.max_words) or ([src] if isinstance(src, str) and src.strip() else []):
-                pairs.append((st, w)); owner.append(i)
+            for w in self._windows(st, src): pairs.append((st, w)); owner.append(i)
         p = self.window_probabilities(pairs)
         S, C = self.labels['supports'], self.labels['contradicts']
         out = [dict(support=0.0, contradiction=0.0, contradicted=False) for _ in statements]
@@ -84,6 +110,11 @@ class ContradictionScorer:
         "Per sentence: support - contradiction over the context's windows (the scorer interface `validate_groundedness` uses)."
         r = self.score(list(sentences), [list(context)] * len(sentences))
         return np.array([x['support'] - x['contradiction'] for x in r])
+
+def _identity():
+    import torch
+    return torch.nn.Identity()   # logits out of CrossEncoder.predict, whatever activation a model folder names
+
 
 # %% ../../nbs/67_contradiction.ipynb #c67a0012
 def check_answer(scorer:ContradictionScorer, # the loaded model
@@ -106,7 +137,7 @@ def check_answer(scorer:ContradictionScorer, # the loaded model
 def contradiction_scorer(settings:Settings|None=None)->ContradictionScorer|None:
     "The scorer of `evaluation.contradiction_model`, or None when the setting is empty (the check is off)."
     s = settings or Settings()
-    m = (s.evaluation.contradiction_model or '').strip()
+    m = _model_paths(s.evaluation.contradiction_model or '')
     return ContradictionScorer(m, s) if m else None
 
 # %% ../../nbs/67_contradiction.ipynb #c67a0015

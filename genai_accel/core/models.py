@@ -14,7 +14,7 @@ from .config import Settings
 
 # %% auto #0
 __all__ = ['ModelNotFound', 'offline_mode', 'resolve_embedder_path', 'cpu_flags', 'cpu_supports_bf16', 'choose_precision',
-           'set_threads', 'Embedder']
+           'set_threads', 'server_openmp_defaults', 'Embedder']
 
 # %% ../../nbs/02_models.ipynb #d4588a5b
 class ModelNotFound(RuntimeError):
@@ -77,6 +77,20 @@ def set_threads(settings:Settings):
     "Apply `models.threads` to torch (0 keeps torch's default)."
     import torch
     if settings.models.threads > 0: torch.set_num_threads(settings.models.threads)
+
+def server_openmp_defaults()->bool:
+    """For a process where several threads run models (the HTTP and MCP servers: the embedder's thread, the generator's,
+    request threads): OMP_WAIT_POLICY=ACTIVE with a bounded GOMP_SPINCOUNT, unless set already. True if they apply
+    (torch not loaded yet: OpenMP reads them once, when torch loads).
+
+    With more than one thread using torch, GNU libgomp "throttles": between the ~100 parallel regions of a forward pass
+    its worker threads spin only ~1,000 times and then sleep, and every wake-up costs. Measured on 2 cores
+    (`nbs/02_models.ipynb`): one query's embedding took 2.8 ms alone and 6.5 ms once a second thread had used the
+    model; with these defaults 3.9 ms. The spin is bounded (30,000 spins), so an idle server burns nothing. Not applied
+    to batch commands, where several processes share the cores and spinning would take time from the others."""
+    import os, sys
+    os.environ.setdefault('OMP_WAIT_POLICY', 'ACTIVE'); os.environ.setdefault('GOMP_SPINCOUNT', '30000')
+    return 'torch' not in sys.modules
 
 # %% ../../nbs/02_models.ipynb #dcea8e70
 class Embedder:

@@ -29,12 +29,15 @@ from .keys import ApiKey, AuthError, Limiter, AuditWriter, authenticate, utc_day
 
 # %% ../../nbs/42_server.ipynb #0637a2d9
 class EmbedBatcher:
-    "An embedder proxy: `encode` calls from many threads are joined into shared forward passes by one worker thread."
+    """An embedder proxy: `encode` calls from many threads are joined into shared forward passes by one worker thread.
+    A call that finds the model idle and nobody waiting runs in its own thread (no hand-off: a lone query is not slowed
+    by batching); calls that arrive while a forward pass runs queue and go together in the next one."""
     def __init__(self, embedder, wait_ms:float=0.0, max_batch:int=64):
         self.embedder, self.wait_s, self.max_batch = embedder, wait_ms / 1000, max_batch
         self._q = _queue.Queue()
         self._thread = threading.Thread(target=self._loop, name='embed-batcher', daemon=True); self._thread.start()
-        self.batches = 0
+        self.batches, self.inline = 0, 0
+        self._busy = threading.Lock()   # held while a forward pass runs (in the worker or in a caller's thread)
 
     def __getattr__(self, name): return getattr(self.embedder, name)  # tokenizer, dim, model_id, count_tokens
 
@@ -45,6 +48,12 @@ class EmbedBatcher:
     def encode(self, texts:list[str], batch_size:int|None=None, progress:bool=False)->np.ndarray:
         texts = list(texts)
         if not texts: return self.embedder.encode(texts)
+        if self._q.empty() and self._busy.acquire(blocking=False):
+            try:
+                if self._q.empty():
+                    self.inline += 1
+                    return self.embedder.encode(texts)
+            finally: self._busy.release()
         return self.submit(texts).result()
 
     def _loop(self):
@@ -60,7 +69,8 @@ class EmbedBatcher:
                 if nxt is None: self._q.put(None); break
                 items.append(nxt); n += len(nxt[0])
             try:
-                vecs = self.embedder.encode([t for ts, _ in items for t in ts]); self.batches += 1
+                with self._busy: vecs = self.embedder.encode([t for ts, _ in items for t in ts])
+                self.batches += 1
                 i = 0
                 for ts, fut in items: fut.set_result(vecs[i:i + len(ts)]); i += len(ts)
             except BaseException as e:
@@ -195,9 +205,11 @@ class Service:
         if tokens: self.limiter.add_tokens(key.key_id, tokens)
 
     # ---- limits
-    def check_text(self, text:str, what:str):
-        n = self.embedder.count_tokens(text)
+    def check_text(self, text:str, what:str, exact:bool=True):
+        "413 when `text` is over serving.max_input_tokens; its tokens (`exact=False`: None for a text too short to be over)."
         lim = self.settings.serving.max_input_tokens
+        if not exact and len(text) + 2 <= lim: return None  # a WordPiece token covers at least one character (+ the 2 specials)
+        n = self.embedder.count_tokens(text)
         if n > lim: raise ApiError(413, 'too_many_tokens', f"{what} has {n} tokens; the limit is {lim} (serving.max_input_tokens): shorten it")
         return n
 
@@ -211,7 +223,7 @@ class Service:
         return dict(caller=key.key_id) if _accepts(fn, 'caller') else {}
 
     def search(self, key:ApiKey, query:str, k:int|None=None, mode:str|None=None, collection=None, unit:str='chunk'):
-        self.check_text(query, 'the query')
+        self.check_text(query, 'the query', exact=False)
         kb, _ = self.current()
         return kb.search(query, k=k, mode=mode, groups=key.access, collection=collection, unit=unit, **self._kw(kb.search, key))
 
@@ -756,9 +768,12 @@ def create_app(service:Service)->'fastapi.FastAPI':
         metrics.stage.labels('search').observe(time.perf_counter() - t0)
         service.audit.log(key.key_id, '/v1/search', 200, req.query, sorted({f"{h.collection}/{h.doc_id}" for h in hits}), 0,
                           (time.perf_counter() - t0) * 1000, client(request))
-        return SearchResponse(query=req.query, mode=req.mode or service.settings.retrieval.mode, interaction_id=getattr(hits, 'interaction_id', None),
-                              results=[SearchHit(chunk_id=h.chunk_id, doc_id=h.doc_id, collection=h.collection, title=h.title or '',
-                                                 source=h.source, text=h.text, score=h.score, rank=h.rank, start=h.start, end=h.end) for h in hits])
+        # SearchResponse's fields, as plain JSON (validating our own output per request cost ~0.3 ms; the schema tests check it)
+        return Response(json.dumps(dict(query=req.query, mode=req.mode or service.settings.retrieval.mode, interaction_id=getattr(hits, 'interaction_id', None),
+                              results=[dict(chunk_id=h.chunk_id, doc_id=h.doc_id, collection=h.collection, title=h.title or '',
+                                                 source=h.source, text=h.text, score=float(h.score), rank=int(h.rank),
+                                             start=None if h.start is None else int(h.start), end=None if h.end is None else int(h.end)) for h in hits])),
+                        media_type='application/json')
 
     @app.post('/v1/answer', response_model=AnswerResponse, responses=ERRORS, tags=['rag'])
     async def answer(req:AnswerRequest, request:Request, key:ApiKey=Depends(key_of('answer'))):

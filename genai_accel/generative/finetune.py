@@ -898,34 +898,58 @@ def contradiction_rows(claims:list[dict], # the training claims (read_claim_evid
                 add(c['text'], rng.choice(ws), N, c['id'])
     return rows
 
+def _two_class_head(model_dir:str|Path)->None:
+    "Rewrite a one-logit (supports) cross-encoder as two logits `[z/2, -z/2]` named supports / contradicts: softmax gives back sigmoid(z)."
+    import torch
+    from safetensors.torch import load_file, save_file
+    d = Path(model_dir)
+    w = load_file(str(d/'model.safetensors'))
+    if tuple(w['classifier.weight'].shape)[0] != 1: raise FinetuneError(f"{d}: the head has {w['classifier.weight'].shape[0]} logits, not 1")
+    for k in ('classifier.weight', 'classifier.bias'): w[k] = torch.cat([w[k] / 2, -w[k] / 2]).contiguous()
+    save_file(w, str(d/'model.safetensors'), metadata={'format': 'pt'})
+    labels = CONTRADICTION_LABELS[:2]
+    cfg = json.loads((d/'config.json').read_text())
+    cfg.update(id2label={str(i): l for i, l in enumerate(labels)}, label2id={l: i for i, l in enumerate(labels)})
+    _write_json(d/'config.json', cfg)
+    if (st := d/'config_sentence_transformers.json').is_file():   # logits out (the scorer applies the softmax), not a sigmoid
+        _write_json(st, {**json.loads(st.read_text()), 'activation_fn': 'torch.nn.modules.linear.Identity'})
+
 def finetune_contradiction(scifact_dir:str|Path, # claims with evidence in SciFact's BEIR layout
                            out:str|Path, # run folder (finetune_cross_encoder's)
                            settings:Settings|None=None,
                            holdout:float=0.35, # share of the claims held out (never trained on)
                            seed:int=0, # order of the claims, split and training
-                           epochs:int=4, lr:float=4e-5, batch_size:int=16,
+                           epochs:int=4,
+                           lr:float|None=None, # default 1e-4 (binary), 4e-5 (three-way)
+                           batch_size:int=16,
                            max_length:int=128, # tokens of claim + window (80-word windows fit)
                            val_fraction:float=0.15, # share of the training claims used for early stopping
                            base:str|Path|None=None, # encoder to start from (default: the configured embedder, the shipped MiniLM)
                            max_claims:int|None=None, # use only the first N training claims (quick runs)
+                           binary:bool=True, # supports vs contradicts on cited evidence (early stopping on validation AUC); False: + neither
                           )->dict:
-    "Train the three-way contradiction head (supports / contradicts / neither) on claims with evidence; returns the run summary."
+    "Train the contradiction head (supports / contradicts, or with `binary=False` also neither) on claims with evidence; returns the run summary."
     claims, corpus = read_claim_evidence(scifact_dir)
     train, heldout, start = claim_holdout_split(claims, holdout, seed)
     if max_claims: train = train[:max_claims]
-    rows = contradiction_rows(train, corpus, settings, seed)
-    summary = finetune_cross_encoder(rows, out, settings, base=base, num_labels=len(CONTRADICTION_LABELS), epochs=epochs, lr=lr,
+    labels = CONTRADICTION_LABELS[:2] if binary else CONTRADICTION_LABELS
+    lr = lr if lr is not None else (1e-4 if binary else 4e-5)
+    rows = contradiction_rows(train, corpus, settings, seed, neither=not binary)
+    fit = [dict(r, label=1.0 if r['label'] == 0 else 0.0) for r in rows] if binary else rows   # binary: 1 = supports
+    summary = finetune_cross_encoder(fit, out, settings, base=base, num_labels=1 if binary else len(labels), epochs=epochs, lr=lr,
                                      batch_size=batch_size, max_length=max_length, val_fraction=val_fraction, seed=seed)
-    cfg_path = Path(summary['model'])/'config.json'  # name the classes in the saved model
-    cfg = json.loads(cfg_path.read_text())
-    cfg.update(id2label={str(i): l for i, l in enumerate(CONTRADICTION_LABELS)}, label2id={l: i for i, l in enumerate(CONTRADICTION_LABELS)})
-    _write_json(cfg_path, cfg)
+    if binary: _two_class_head(summary['model'])
+    else:
+        cfg_path = Path(summary['model'])/'config.json'  # name the classes in the saved model
+        cfg = json.loads(cfg_path.read_text())
+        cfg.update(id2label={str(i): l for i, l in enumerate(labels)}, label2id={l: i for i, l in enumerate(labels)})
+        _write_json(cfg_path, cfg)
     texts = {c['text'] for c in train}
     d = Path(scifact_dir).expanduser()
-    summary.update(task='contradiction', labels=list(CONTRADICTION_LABELS), scifact_dir=str(d.resolve()),
+    summary.update(task='contradiction', labels=list(labels), binary=binary, lr=lr, scifact_dir=str(d.resolve()),
                    data_files_sha256=data_sha256(d/'corpus.jsonl', d/'queries.jsonl'), holdout=holdout, heldout_start=start,
                    n_train_claims=len(train), n_heldout_claims=len(heldout), heldout_claim_ids=[c['id'] for c in heldout],
-                   label_counts={l: sum(r['label'] == i for r in rows) for i, l in enumerate(CONTRADICTION_LABELS)},
+                   label_counts={l: sum(r['label'] == i for r in rows) for i, l in enumerate(labels)},
                    augmented=sum(r['text_a'] not in texts for r in rows))
     _write_json(Path(out).expanduser()/'summary.json', summary)
     return summary
