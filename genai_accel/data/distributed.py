@@ -241,7 +241,8 @@ def ingest_ray(paths:list[str|Path], # files and folders to ingest
             # one big file (a BEIR corpus.jsonl, a large CSV) leaves stage 1 as one block, which one actor would work through
             # alone: cut the documents into enough blocks for every actor (the order is kept: preserve_order). Materialised
             # here, while no actor holds a CPU: the actor pool below takes them all, and a split left for later would wait forever
-            docs = docs.repartition(max(1, min(-(-max(n_docs, 1) // s.ray.batch_size), 4 * actors))).materialize()
+            want = max(1, min(-(-max(n_docs, 1) // s.ray.batch_size), 4 * actors))
+            if docs.num_blocks() < want: docs = docs.repartition(want).materialize()
             prepared = docs.map_batches(PrepareEmbed, batch_size=s.ray.batch_size, batch_format='numpy',
                                         compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1,
                                         fn_constructor_kwargs=dict(settings=actor_settings, boilerplate=sorted(boiler),
