@@ -48,7 +48,7 @@ class EmbedBatcher:
     def encode(self, texts:list[str], batch_size:int|None=None, progress:bool=False)->np.ndarray:
         texts = list(texts)
         if not texts: return self.embedder.encode(texts)
-        if self._q.empty() and self._busy.acquire(blocking=False):
+        if self._busy.acquire(blocking=False):
             try:
                 if self._q.empty():
                     self.inline += 1

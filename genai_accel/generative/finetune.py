@@ -898,6 +898,12 @@ def contradiction_rows(claims:list[dict], # the training claims (read_claim_evid
                 add(c['text'], rng.choice(ws), N, c['id'])
     return rows
 
+def _name_classes(model_dir:str|Path, labels)->None:
+    "Name the head's classes in the saved model's config.json (id2label / label2id), as the scorer reads them."
+    cfg = json.loads((Path(model_dir)/'config.json').read_text())
+    cfg.update(id2label={str(i): l for i, l in enumerate(labels)}, label2id={l: i for i, l in enumerate(labels)})
+    _write_json(Path(model_dir)/'config.json', cfg)
+
 def _two_class_head(model_dir:str|Path)->None:
     "Rewrite a one-logit (supports) cross-encoder as two logits `[z/2, -z/2]` named supports / contradicts: softmax gives back sigmoid(z)."
     import torch
@@ -907,10 +913,7 @@ def _two_class_head(model_dir:str|Path)->None:
     if tuple(w['classifier.weight'].shape)[0] != 1: raise FinetuneError(f"{d}: the head has {w['classifier.weight'].shape[0]} logits, not 1")
     for k in ('classifier.weight', 'classifier.bias'): w[k] = torch.cat([w[k] / 2, -w[k] / 2]).contiguous()
     save_file(w, str(d/'model.safetensors'), metadata={'format': 'pt'})
-    labels = CONTRADICTION_LABELS[:2]
-    cfg = json.loads((d/'config.json').read_text())
-    cfg.update(id2label={str(i): l for i, l in enumerate(labels)}, label2id={l: i for i, l in enumerate(labels)})
-    _write_json(d/'config.json', cfg)
+    _name_classes(d, CONTRADICTION_LABELS[:2])
     if (st := d/'config_sentence_transformers.json').is_file():   # logits out (the scorer applies the softmax), not a sigmoid
         _write_json(st, {**json.loads(st.read_text()), 'activation_fn': 'torch.nn.modules.linear.Identity'})
 
@@ -939,11 +942,7 @@ def finetune_contradiction(scifact_dir:str|Path, # claims with evidence in SciFa
     summary = finetune_cross_encoder(fit, out, settings, base=base, num_labels=1 if binary else len(labels), epochs=epochs, lr=lr,
                                      batch_size=batch_size, max_length=max_length, val_fraction=val_fraction, seed=seed)
     if binary: _two_class_head(summary['model'])
-    else:
-        cfg_path = Path(summary['model'])/'config.json'  # name the classes in the saved model
-        cfg = json.loads(cfg_path.read_text())
-        cfg.update(id2label={str(i): l for i, l in enumerate(labels)}, label2id={l: i for i, l in enumerate(labels)})
-        _write_json(cfg_path, cfg)
+    else: _name_classes(summary['model'], labels)
     texts = {c['text'] for c in train}
     d = Path(scifact_dir).expanduser()
     summary.update(task='contradiction', labels=list(labels), binary=binary, lr=lr, scifact_dir=str(d.resolve()),
