@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 # the equality check on files (planted exact and near copies, the manifest, a re-run): the first 150 SciFact abstracts in
 # CI; GENAI_ACCEL_TEST_RAY_DOCS=0 runs the whole corpus as files, =N the first N. The whole corpus
 # itself is compared in CI by test_ray_engine_gives_the_local_result_on_all_of_scifact (BEIR file, no deduplication)
-N_KILL = 150  # the killed-actor test's subset, with its own local reference
+N_KILL = 150  # the killed-actor test's subset, with its own local reference; its killed run is also the file test's Ray run
 N_FULL = int(os.environ.get('GENAI_ACCEL_TEST_RAY_DOCS', str(N_KILL))) or None  # = N_KILL: the same files, one local ingest for both
 # fp32: bf16 (what `auto` picks on AMX CPUs) depends on the batch a text is padded in, ~1e-3 (see 19_distributed)
 ENV = dict(GENAI_ACCEL_MODELS_EMBED_PRECISION='fp32', GENAI_ACCEL_RAY_NUM_CPUS='2', GENAI_ACCEL_RAY_ACTORS='2',
@@ -60,16 +60,31 @@ def corpus(subset, tmp_path_factory):
     return scifact_files(tmp_path_factory.mktemp('scifact')/'files', N_FULL)
 
 @pytest.fixture(scope='module')
-def both(corpus, subset, tmp_path_factory):
-    "`genai-accel ingest` of the corpus with --engine local (the subset's, when the same files) and --engine ray (each timed)."
+def both(corpus, subset, tmp_path_factory, request):
+    "`genai-accel ingest` of the corpus with --engine local and --engine ray (each timed); for the subset's files, its local ingest and killed-actor run."
     root, out = tmp_path_factory.mktemp('engines'), {}
+    if corpus[0] == subset[0]:
+        return dict(local=dict(subset[1], s=None), ray=dict(request.getfixturevalue('killed_run'), s=None))
     for engine in ('local', 'ray'):
-        if engine == 'local' and corpus[0] == subset[0]: out['local'] = dict(subset[1], s=None); continue
         t = time.perf_counter()
         man = run_json('ingest', corpus[0], '--workspace', root/engine, '--engine', engine, env=env(), timeout=3000)
         out[engine] = dict(man=man, ws=root/engine, s=time.perf_counter() - t)
     print('ingest seconds:', {e: v['s'] and round(v['s'], 1) for e, v in out.items()}, 'documents:', len(corpus[1]) + 2)
     return out
+
+def same_search_results(ws_a, ws_b):
+    "The same chunks in the same order, scores within 1e-4, in every mode, for 20 SciFact queries, in two workspaces."
+    from genai_accel.data.index import KnowledgeBase, ALL_ACCESS
+    from genai_accel.core.models import Embedder
+    s = settings()
+    emb = Embedder(s)  # one model for both workspaces
+    kbs = [KnowledgeBase(w, s, embedder=emb) for w in (ws_a, ws_b)]
+    with open(SCIFACT/'queries.jsonl') as f: queries = [json.loads(line)['text'] for _, line in zip(range(20), f)]
+    for mode in ('dense', 'bm25', 'hybrid'):
+        for q in queries:
+            ha, hb = (kb.search(q, k=10, mode=mode, groups=ALL_ACCESS, log=False) for kb in kbs)
+            assert len(ha) == 10 and [h.chunk_id for h in ha] == [h.chunk_id for h in hb], (mode, q)
+            assert np.allclose([h.score for h in ha], [h.score for h in hb], atol=1e-4)
 
 def planted_copies_found(man:dict, rows:list):
     "The exact copy of the first abstract and the near copy of the second are the duplicates they are."
@@ -93,16 +108,7 @@ def test_ray_engine_gives_the_local_result(both, corpus):
     assert ids_a == ids_b and docs_a == docs_b and len(ids_a) >= c['ingested']
     assert len(docs_a) == n_files and sum(d[1] == 'duplicate' for d in docs_a) == c['duplicate']
     assert float(np.abs(va - vb).max()) <= 1e-5
-    # search results: same chunks in the same order, in every mode, for a sample of SciFact queries
-    from genai_accel.data.index import KnowledgeBase, ALL_ACCESS
-    s = settings()
-    kbs = [KnowledgeBase(x['ws'], s) for x in (a, b)]
-    with open(SCIFACT/'queries.jsonl') as f: queries = [json.loads(line)['text'] for _, line in zip(range(20), f)]
-    for mode in ('dense', 'bm25', 'hybrid'):
-        for q in queries:
-            ha, hb = (kb.search(q, k=10, mode=mode, groups=ALL_ACCESS) for kb in kbs)
-            assert len(ha) == 10 and [h.chunk_id for h in ha] == [h.chunk_id for h in hb], (mode, q)
-            assert np.allclose([h.score for h in ha], [h.score for h in hb], atol=1e-4)
+    same_search_results(a['ws'], b['ws'])
     # a second ray run finds nothing to do (no Ray start needed) and changes nothing: every file is unchanged
     again = run_json('ingest', files, '--workspace', b['ws'], '--engine', 'ray', env=env(), timeout=900)
     assert again['counts'] == {'unchanged': n_files}, again['counts']
@@ -127,11 +133,13 @@ def subset(tmp_path_factory):
     planted_copies_found(man, rows)
     return files, dict(man=man, ws=root/'local'), rows
 
-def test_killed_actor_does_not_change_the_index(subset, tmp_path):
+@pytest.fixture(scope='module')
+def killed_run(subset, tmp_path_factory)->dict:
+    "`ingest_ray` of the subset's files with one embedding actor killed by pid mid-run: man, ws, killed, error."
     import ray
     from genai_accel.data.distributed import ingest_ray
-    corpus, local, _ = subset
-    ws, res = tmp_path/'ws', {}
+    corpus = subset[0]
+    ws, res = tmp_path_factory.mktemp('killed')/'ws', {}
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level='WARNING')
     try:
         def run():
@@ -152,10 +160,15 @@ def test_killed_actor_does_not_change_the_index(subset, tmp_path):
             time.sleep(0.2)
         th.join(600)
     finally: ray.shutdown()
+    man = json.loads(json.dumps(res['man'].to_dict(), default=str)) if 'man' in res else None
+    return dict(man=man, ws=ws, killed=killed, error=res.get('error'))
+
+def test_killed_actor_does_not_change_the_index(subset, killed_run):
+    _, local, _ = subset
+    killed, ws, man = killed_run['killed'], killed_run['ws'], killed_run['man']
     assert killed is not None, "no actor was found (or ingestion ended) before the kill"
     assert killed[0] not in _actor_pids()
-    assert 'error' not in res, res.get('error')
-    man = json.loads(json.dumps(res['man'].to_dict(), default=str))
+    assert killed_run['error'] is None, killed_run['error']
     assert killed[1] < sum(f['n_chunks'] for f in man['files']), "the kill came after the last chunk was written"
     assert norm(man) == norm(local['man'])
     ids_a, va, docs_a = stored(local['ws']); ids_k, vk, docs_k = stored(ws)
@@ -255,12 +268,4 @@ def test_ray_engine_gives_the_local_result_on_all_of_scifact(scifact_evals, tmp_
     ids_a, va, docs_a = stored(local['workspace']); ids_b, vb, docs_b = stored(ray['workspace'])
     assert len(docs_a) == n_docs and ids_a == ids_b and docs_a == docs_b and len(ids_a) == local['n_chunks']
     assert float(np.abs(va - vb).max()) <= 1e-5
-    from genai_accel.data.index import KnowledgeBase, ALL_ACCESS
-    s = settings()
-    kbs = [KnowledgeBase(x['workspace'], s) for x in (local, ray)]
-    with open(SCIFACT/'queries.jsonl') as f: queries = [json.loads(line)['text'] for _, line in zip(range(20), f)]
-    for mode in ('dense', 'bm25', 'hybrid'):
-        for q in queries:
-            ha, hb = (kb.search(q, k=10, mode=mode, groups=ALL_ACCESS, log=False) for kb in kbs)
-            assert len(ha) == 10 and [h.chunk_id for h in ha] == [h.chunk_id for h in hb], (mode, q)
-            assert np.allclose([h.score for h in ha], [h.score for h in hb], atol=1e-4)
+    same_search_results(local['workspace'], ray['workspace'])
